@@ -1,0 +1,277 @@
+use std::fmt;
+
+use crate::skew::{self, SkewError};
+use crate::version::Version;
+
+/// What a node does in the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    ControlPlane,
+    Worker,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::ControlPlane => "control-plane",
+            Role::Worker => "worker",
+        })
+    }
+}
+
+/// Where a node's version was written: in `k8s`, or at an index of a version list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    K8s,
+    MasterVersions(usize),
+    WorkerVersions(usize),
+}
+
+/// A topology as a test describes it, versions already parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopologySpec {
+    pub masters: u32,
+    pub workers: u32,
+    /// The control-plane version, and the version of any node no list overrides.
+    pub k8s: Version,
+    /// Empty, one entry for every control plane, or one entry per control plane.
+    pub master_versions: Vec<Version>,
+    /// Empty, one entry for every worker, or one entry per worker.
+    pub worker_versions: Vec<Version>,
+}
+
+/// Why a [`TopologySpec`] describes no cluster that can exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TopologyError {
+    NoControlPlane,
+    VersionCount { key: &'static str, given: usize, nodes: u32 },
+    Skew(SkewError),
+}
+
+impl fmt::Display for TopologyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopologyError::NoControlPlane => {
+                f.write_str("a cluster needs at least one control plane: use `masters = 1` or more")
+            }
+            TopologyError::VersionCount { key, given, nodes } => write!(
+                f,
+                "`{key}` has {given} entries for {nodes} nodes; give 1 entry (for every node) or \
+                 {nodes} (one per node, in order)"
+            ),
+            TopologyError::Skew(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for TopologyError {}
+
+/// One node of a topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeSpec {
+    pub role: Role,
+    pub version: Version,
+}
+
+/// A normalized cluster shape: control planes first, then workers, each with its version.
+///
+/// Two tests that need the same cluster have equal topologies, however their attributes were
+/// written (key order, `v` prefixes, one list entry versus one per node).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Topology {
+    nodes: Vec<NodeSpec>,
+}
+
+impl TopologySpec {
+    pub fn build(&self) -> Result<Topology, TopologyError> {
+        if self.masters == 0 {
+            return Err(TopologyError::NoControlPlane);
+        }
+        let masters = expand("master_versions", &self.master_versions, self.masters, self.k8s)?;
+        let workers = expand("worker_versions", &self.worker_versions, self.workers, self.k8s)?;
+        let nodes: Vec<(NodeSpec, Source)> = masters
+            .into_iter()
+            .map(|(version, i)| {
+                let source = i.map_or(Source::K8s, Source::MasterVersions);
+                (NodeSpec { role: Role::ControlPlane, version }, source)
+            })
+            .chain(workers.into_iter().map(|(version, i)| {
+                let source = i.map_or(Source::K8s, Source::WorkerVersions);
+                (NodeSpec { role: Role::Worker, version }, source)
+            }))
+            .collect();
+        skew::check(&nodes).map_err(TopologyError::Skew)?;
+        Ok(Topology { nodes: nodes.into_iter().map(|(n, _)| n).collect() })
+    }
+}
+
+/// Per-node versions from a list that has one entry for all nodes or one per node; each with the
+/// list index it came from (`None`: from `k8s`).
+fn expand(
+    key: &'static str,
+    list: &[Version],
+    count: u32,
+    default: Version,
+) -> Result<Vec<(Version, Option<usize>)>, TopologyError> {
+    let per_node = |i: usize| match list.len() {
+        0 => (default, None),
+        1 => (list[0], Some(0)),
+        _ => (list[i], Some(i)),
+    };
+    if list.len() > 1 && list.len() != count as usize {
+        return Err(TopologyError::VersionCount { key, given: list.len(), nodes: count });
+    }
+    Ok((0..count as usize).map(per_node).collect())
+}
+
+impl Topology {
+    pub fn nodes(&self) -> &[NodeSpec] {
+        &self.nodes
+    }
+
+    pub fn masters(&self) -> usize {
+        self.nodes.iter().filter(|n| n.role == Role::ControlPlane).count()
+    }
+
+    pub fn workers(&self) -> usize {
+        self.nodes.len() - self.masters()
+    }
+
+    /// The version the cluster's API reports: that of the first control plane.
+    pub fn control_plane_version(&self) -> Version {
+        self.nodes[0].version
+    }
+
+    /// Node names as kind gives them: `<cluster>-control-plane`, `<cluster>-control-plane2`, ...,
+    /// `<cluster>-worker`, `<cluster>-worker2`, ... in the order of [`Topology::nodes`].
+    pub fn node_names(&self, cluster: &str) -> Vec<String> {
+        let (mut masters, mut workers) = (0, 0);
+        self.nodes
+            .iter()
+            .map(|node| {
+                let (base, n) = match node.role {
+                    Role::ControlPlane => ("control-plane", &mut masters),
+                    Role::Worker => ("worker", &mut workers),
+                };
+                *n += 1;
+                match *n {
+                    1 => format!("{cluster}-{base}"),
+                    n => format!("{cluster}-{base}{n}"),
+                }
+            })
+            .collect()
+    }
+
+    /// A short, filterable name: `1m3w-k8s1.29`, `3m3w-k8s1.29-w1.28`,
+    /// `1m3w-k8s1.29-w1.28,1.29,1.29`.
+    pub fn label(&self) -> String {
+        let list = |role: Role| -> Vec<Version> {
+            self.nodes.iter().filter(|n| n.role == role).map(|n| n.version).collect()
+        };
+        let join = |versions: &[Version]| {
+            versions.iter().map(Version::to_string).collect::<Vec<_>>().join(",")
+        };
+        let (masters, workers) = (list(Role::ControlPlane), list(Role::Worker));
+        let cp = masters[0];
+        let mut label = format!("{}m{}w-k8s", masters.len(), workers.len());
+        if masters.iter().all(|v| *v == cp) {
+            label.push_str(&cp.to_string());
+        } else {
+            label.push_str(&join(&masters));
+        }
+        if workers.iter().any(|v| *v != cp) {
+            label.push_str("-w");
+            match workers.iter().all(|v| *v == workers[0]) {
+                true => label.push_str(&workers[0].to_string()),
+                false => label.push_str(&join(&workers)),
+            }
+        }
+        label
+    }
+}
+
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        s.parse().unwrap()
+    }
+
+    fn spec(masters: u32, workers: u32, k8s: &str, mv: &[&str], wv: &[&str]) -> TopologySpec {
+        TopologySpec {
+            masters,
+            workers,
+            k8s: v(k8s),
+            master_versions: mv.iter().map(|s| v(s)).collect(),
+            worker_versions: wv.iter().map(|s| v(s)).collect(),
+        }
+    }
+
+    #[test]
+    fn equal_clusters_written_differently_have_one_key() {
+        let a = spec(3, 3, "1.29", &[], &["1.28"]).build().unwrap();
+        let b = spec(3, 3, "v1.29", &["1.29"], &["v1.28", "1.28", "1.28"]).build().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.label(), "3m3w-k8s1.29-w1.28");
+    }
+
+    #[test]
+    fn different_clusters_have_different_keys() {
+        let a = spec(1, 3, "1.29", &[], &[]).build().unwrap();
+        let b = spec(1, 3, "1.29.14", &[], &[]).build().unwrap();
+        let c = spec(1, 2, "1.29", &[], &[]).build().unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.label(), "1m3w-k8s1.29");
+        assert_eq!(b.label(), "1m3w-k8s1.29.14");
+    }
+
+    #[test]
+    fn label_lists_per_node_versions_when_they_differ() {
+        let t = spec(1, 3, "1.29", &[], &["1.28", "1.29", "1.27"]).build().unwrap();
+        assert_eq!(t.label(), "1m3w-k8s1.29-w1.28,1.29,1.27");
+        let t = spec(2, 0, "1.29", &["1.29", "1.28"], &[]).build().unwrap();
+        assert_eq!(t.label(), "2m0w-k8s1.29,1.28");
+    }
+
+    #[test]
+    fn node_names_follow_kind() {
+        let t = spec(2, 2, "1.29", &[], &[]).build().unwrap();
+        assert_eq!(
+            t.node_names("c"),
+            ["c-control-plane", "c-control-plane2", "c-worker", "c-worker2"]
+        );
+    }
+
+    #[test]
+    fn rejects_no_control_plane_and_bad_list_lengths() {
+        assert_eq!(spec(0, 1, "1.29", &[], &[]).build(), Err(TopologyError::NoControlPlane));
+        let err = spec(1, 3, "1.29", &[], &["1.28", "1.28"]).build().unwrap_err();
+        assert_eq!(err, TopologyError::VersionCount { key: "worker_versions", given: 2, nodes: 3 });
+    }
+
+    #[test]
+    fn enforces_the_skew_policy() {
+        let skew = |s: TopologySpec| match s.build() {
+            Err(TopologyError::Skew(e)) => e,
+            other => panic!("expected a skew error, got {other:?}"),
+        };
+        let e = skew(spec(1, 1, "1.28", &[], &["1.29"]));
+        assert!(matches!(e, SkewError::KubeletNewer { source: Source::WorkerVersions(0), .. }));
+        let e = skew(spec(1, 2, "1.32", &[], &["1.31", "1.28"]));
+        assert!(matches!(e, SkewError::KubeletTooOld { source: Source::WorkerVersions(1), max_skew: 3, .. }));
+        let e = skew(spec(1, 1, "1.27", &[], &["1.24"]));
+        assert!(matches!(e, SkewError::KubeletTooOld { max_skew: 2, .. }));
+        let e = skew(spec(2, 0, "1.29", &["1.29", "1.27"], &[]));
+        assert!(matches!(e, SkewError::ControlPlanesApart { source: Source::MasterVersions(0), .. }));
+        assert!(spec(1, 1, "1.32", &[], &["1.29"]).build().is_ok());
+        assert!(spec(2, 1, "1.29", &["1.29", "1.28"], &["1.28"]).build().is_ok());
+    }
+}
