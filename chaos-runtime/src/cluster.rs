@@ -1,0 +1,108 @@
+//! What a test gets: a leased cluster, its nodes, its client, and the test's own namespace and seed.
+
+use std::sync::Arc;
+
+use chaos_topology::{Role, Topology, Version};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::provider::Provisioned;
+
+/// A cluster leased to one test: nobody else uses it until the test ends and the cluster is healed.
+pub struct Cluster {
+    pub(crate) shared: Arc<SharedCluster>,
+    pub(crate) namespace: String,
+    pub(crate) seed: u64,
+}
+
+/// The part of a cluster that outlives a test: what the provider created, for one topology.
+pub(crate) struct SharedCluster {
+    pub(crate) name: String,
+    pub(crate) topology: Topology,
+    pub(crate) provisioned: Provisioned,
+}
+
+/// One node of a cluster.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub(crate) name: String,
+    pub(crate) role: Role,
+    pub(crate) version: Version,
+    /// The full version the node's kubelet reports, e.g. `v1.28.15`.
+    pub(crate) kubelet_version: String,
+}
+
+impl Cluster {
+    /// The cluster's name, as the provider knows it (for kind: `kind get clusters`).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.shared.topology
+    }
+
+    /// Every node: control planes first, then workers, in kind's naming order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.shared.provisioned.nodes
+    }
+
+    pub fn masters(&self) -> Vec<&Node> {
+        self.nodes()
+            .iter()
+            .filter(|n| n.role == Role::ControlPlane)
+            .collect()
+    }
+
+    pub fn workers(&self) -> Vec<&Node> {
+        self.nodes()
+            .iter()
+            .filter(|n| n.role == Role::Worker)
+            .collect()
+    }
+
+    /// The node called `name`, e.g. `cluster.node(&format!("{}-worker2", cluster.name()))`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes().iter().find(|n| n.name == name)
+    }
+
+    /// A client for the cluster's API (a clone: cheap).
+    pub fn client(&self) -> kube::Client {
+        self.shared.provisioned.client.clone()
+    }
+
+    /// This test's own namespace: created before the test, removed after it.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// This test's seed: derived from the run's `CHAOS_SEED` and the test's name.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// A random generator seeded with [`Cluster::seed`]: the same seed draws the same numbers.
+    pub fn rng(&self) -> StdRng {
+        StdRng::seed_from_u64(self.seed)
+    }
+}
+
+impl Node {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The version the test asked for, e.g. `1.28`.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The version its kubelet reports, e.g. `v1.28.15`.
+    pub fn kubelet_version(&self) -> &str {
+        &self.kubelet_version
+    }
+}

@@ -1,0 +1,268 @@
+//! The test harness: libtest-mimic for the command line and the report, a scheduler that leases
+//! one cluster per topology, and teardown of every cluster whatever happens.
+
+mod panics;
+mod plan;
+mod pool;
+mod progress;
+mod scheduler;
+mod seed;
+pub(crate) mod settings;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use libtest_mimic::{Arguments, Conclusion, Trial};
+
+use crate::provider;
+use crate::registry::TESTS;
+use plan::TestCase;
+use pool::Pool;
+use progress::say;
+use scheduler::{GroupJob, Job, Outcome, Reproduce, Scheduler};
+use settings::Settings;
+
+/// Most clusters alive at once when `CHAOS_MAX_CLUSTERS` is unset and memory allows more.
+const MAX_DEFAULT_CLUSTERS: usize = 8;
+
+pub(crate) fn run() -> ExitCode {
+    let args = Arguments::from_args();
+    match run_with(args) {
+        Ok(code) => code,
+        Err(err) => {
+            say(format!("error: {err:#}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_with(mut args: Arguments) -> anyhow::Result<ExitCode> {
+    let settings = Settings::from_env()?;
+    let cases = plan::test_cases(&TESTS)?;
+
+    // One trial per test; each waits for the outcome the scheduler sends it.
+    let mut senders = Vec::with_capacity(cases.len());
+    let mut trials: Vec<Option<Trial>> = Vec::with_capacity(cases.len());
+    for case in &cases {
+        let (sender, receiver) = mpsc::channel::<Outcome>();
+        senders.push(Some(sender));
+        trials.push(Some(trial(case, receiver)));
+    }
+    let selected: Vec<bool> = trials
+        .iter()
+        .flatten()
+        .map(|t| !args.is_filtered_out(t) && !args.is_ignored(t))
+        .collect();
+    let groups = plan::groups(&cases, &selected);
+
+    // List order: each group together, largest first; then what does not run.
+    let mut ordered: Vec<Trial> = Vec::with_capacity(cases.len());
+    for group in &groups {
+        ordered.extend(group.tests.iter().filter_map(|&i| trials[i].take()));
+    }
+    ordered.extend(trials.into_iter().flatten());
+
+    if args.list || groups.is_empty() {
+        // Nothing will run: no provider is touched, no cluster made.
+        let conclusion = libtest_mimic::run(&args, ordered);
+        if !args.list {
+            print_summary(&conclusion, 0, 0, 0);
+        }
+        return Ok(conclusion.exit_code());
+    }
+
+    let provider = provider::select(&settings)?;
+    let run_seed = settings.seed.unwrap_or_else(rand::random);
+    say(format!(
+        "run seed {run_seed} (CHAOS_SEED={run_seed} repeats it)"
+    ));
+    let max_clusters = settings.max_clusters.unwrap_or_else(|| {
+        let largest = groups
+            .iter()
+            .map(|g| provider.memory_per_cluster(&g.topology))
+            .max()
+            .unwrap_or(1);
+        default_max_clusters(largest)
+    });
+    let test_slots = args.test_threads.unwrap_or(max_clusters).max(1);
+    // The trials only wait; let each have a thread unless the user chose a number.
+    let selected_count = selected.iter().filter(|s| **s).count();
+    args.test_threads.get_or_insert(selected_count.clamp(1, 64));
+
+    let group_jobs: Vec<GroupJob> = groups
+        .iter()
+        .map(|group| GroupJob {
+            topology: group.topology.clone(),
+            jobs: group
+                .tests
+                .iter()
+                .map(|&i| Job {
+                    name: cases[i].name.clone(),
+                    timeout: cases[i].timeout.unwrap_or(settings.default_timeout),
+                    run: cases[i].registration.run,
+                    outcome: senders[i].take().expect("each test is in one group"),
+                })
+                .collect(),
+        })
+        .collect();
+    drop(senders);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .thread_name("chaos-worker")
+        .build()?;
+    let pool = Arc::new(Pool::new(provider));
+    let scheduler = Arc::new(Scheduler {
+        pool: pool.clone(),
+        settings: settings.clone(),
+        reproduce: Reproduce {
+            run_seed,
+            provider: pool.provider.name(),
+            command: reproduce_command(),
+        },
+    });
+    panics::install_hook();
+    runtime.spawn(tear_down_on_signal(pool.clone()));
+    let guard = TeardownGuard {
+        pool: pool.clone(),
+        runtime: runtime.handle().clone(),
+        keep: settings.keep,
+    };
+    let scheduled = runtime.spawn(scheduler.run(group_jobs, max_clusters, test_slots));
+
+    let conclusion = libtest_mimic::run(&args, ordered);
+
+    runtime.block_on(async {
+        let _ = scheduled.await;
+        if settings.keep {
+            for cluster in pool.live() {
+                say(pool.provider.how_to_reach(&cluster.provisioned));
+            }
+        }
+    });
+    drop(guard);
+    let counters = &pool.counters;
+    print_summary(
+        &conclusion,
+        pool.get(&counters.created),
+        pool.get(&counters.recreated),
+        pool.get(&counters.destroyed),
+    );
+    let teardown_errors = pool.teardown_errors();
+    for line in &teardown_errors {
+        say(line);
+    }
+    Ok(match teardown_errors.is_empty() {
+        true => conclusion.exit_code(),
+        false => ExitCode::from(101),
+    })
+}
+
+fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>) -> Trial {
+    Trial::test(case.name.clone(), move || match outcome.recv() {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err("the harness never ran this test: its cluster could not be (re)created, see the log above".into()),
+    })
+    .with_kind(case.topology.label())
+    .with_ignored_flag(case.ignore.is_some())
+}
+
+fn print_summary(conclusion: &Conclusion, created: u64, recreated: u64, destroyed: u64) {
+    println!(
+        "chaos summary: tests={} passed={} failed={} ignored={} clusters_created={created} \
+         clusters_recreated={recreated} clusters_destroyed={destroyed}",
+        conclusion.num_passed + conclusion.num_failed + conclusion.num_ignored,
+        conclusion.num_passed,
+        conclusion.num_failed,
+        conclusion.num_ignored,
+    );
+}
+
+/// As many clusters as fit in three quarters of the memory available now, at least 1.
+fn default_max_clusters(per_cluster: u64) -> usize {
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kib| kib * 1024);
+    match available {
+        Some(bytes) => {
+            ((bytes / 4 * 3 / per_cluster.max(1)) as usize).clamp(1, MAX_DEFAULT_CLUSTERS)
+        }
+        None => 1,
+    }
+}
+
+/// The cargo command that runs this binary: `cargo test --test NAME --` for a test target,
+/// `cargo run --example NAME --` for an example.
+fn reproduce_command() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("chaos");
+    // Cargo names test binaries `NAME-<16 hex digits>`.
+    let name = match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            name
+        }
+        _ => stem,
+    };
+    let in_examples = exe
+        .parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|d| d == "examples");
+    match in_examples {
+        true => format!("cargo run --example {name} --"),
+        false => format!("cargo test --test {name} --"),
+    }
+}
+
+/// Removes every cluster still alive when dropped, so that even a harness that unwinds out of
+/// `run` leaks nothing. On the normal path it is the last step of the run.
+struct TeardownGuard {
+    pool: Arc<Pool>,
+    runtime: tokio::runtime::Handle,
+    keep: bool,
+}
+
+impl Drop for TeardownGuard {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.runtime.block_on(self.pool.destroy_all());
+        }
+    }
+}
+
+/// On Ctrl-C or SIGTERM: remove every cluster, then exit 130, so an interrupted run leaks nothing.
+async fn tear_down_on_signal(pool: Arc<Pool>) {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    let live = pool.live();
+    say(format!(
+        "interrupted: removing {} cluster(s) before exiting",
+        live.len()
+    ));
+    pool.destroy_all().await;
+    let counters = &pool.counters;
+    say(format!(
+        "interrupted: clusters_created={} clusters_destroyed={}",
+        pool.get(&counters.created),
+        pool.get(&counters.destroyed)
+    ));
+    std::process::exit(130);
+}

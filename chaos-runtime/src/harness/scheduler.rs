@@ -1,0 +1,270 @@
+//! Runs the selected tests on their clusters, apart from libtest-mimic's worker threads: groups of
+//! different topologies run in parallel, each group's tests one after another on its cluster.
+//!
+//! libtest-mimic hands tests to threads in list order, so a thread that takes the second test of
+//! a busy cluster would sit idle while other clusters wait. Instead each trial only waits for the
+//! outcome this scheduler sends it.
+
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use chaos_topology::Topology;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cluster::{Cluster, SharedCluster};
+use crate::harness::panics;
+use crate::harness::pool::Pool;
+use crate::harness::progress::{reporting, say};
+use crate::harness::seed::test_seed;
+use crate::harness::settings::Settings;
+use crate::registry::TestFuture;
+use crate::{health, namespace};
+
+/// A test's result as libtest-mimic reports it: `Err` holds the whole failure message.
+pub(crate) type Outcome = Result<(), String>;
+
+/// One selected test, with the channel its trial waits on.
+pub(crate) struct Job {
+    pub name: String,
+    pub timeout: Duration,
+    pub run: fn(Cluster) -> TestFuture,
+    pub outcome: Sender<Outcome>,
+}
+
+pub(crate) struct GroupJob {
+    pub topology: Topology,
+    pub jobs: Vec<Job>,
+}
+
+/// What a failure message needs to say how to rerun the test alone.
+pub(crate) struct Reproduce {
+    pub run_seed: u64,
+    pub provider: &'static str,
+    /// e.g. `cargo test --test chaos --`
+    pub command: String,
+}
+
+pub(crate) struct Scheduler {
+    pub pool: Arc<Pool>,
+    pub settings: Settings,
+    pub reproduce: Reproduce,
+}
+
+impl Scheduler {
+    /// Runs every group: at most `cluster_slots` clusters alive and `test_slots` tests running.
+    /// Returns once every cluster it made is torn down (or kept, with `CHAOS_KEEP`).
+    pub async fn run(
+        self: Arc<Self>,
+        groups: Vec<GroupJob>,
+        cluster_slots: usize,
+        test_slots: usize,
+    ) {
+        let clusters = Arc::new(Semaphore::new(cluster_slots));
+        let tests = Arc::new(Semaphore::new(test_slots));
+        let mut running = JoinSet::new();
+        for group in groups {
+            // Taken in order, so the largest groups get their clusters first.
+            let Ok(slot) = clusters.clone().acquire_owned().await else {
+                break;
+            };
+            let (this, tests) = (self.clone(), tests.clone());
+            running.spawn(async move {
+                this.run_group(group, tests).await;
+                drop(slot);
+            });
+        }
+        while let Some(done) = running.join_next().await {
+            if let Err(err) = done {
+                say(format!(
+                    "internal error in the harness (a cluster group stopped): {err}"
+                ));
+            }
+        }
+    }
+
+    async fn run_group(&self, group: GroupJob, test_slots: Arc<Semaphore>) {
+        let label = group.topology.label();
+        let mut cluster = match self.provision(&group.topology, group.jobs.len()).await {
+            Ok(cluster) => cluster,
+            Err(err) => {
+                for job in group.jobs {
+                    let _ = job.outcome.send(Err(format!(
+                        "the [{label}] cluster could not be created: {err:#}"
+                    )));
+                }
+                return;
+            }
+        };
+        // One slot for the whole group: its tests keep their order on its cluster.
+        let _slot = test_slots.acquire_owned().await;
+        let count = group.jobs.len();
+        for (index, job) in group.jobs.into_iter().enumerate() {
+            let (outcome, namespace) = self.run_test(&cluster, &job).await;
+            let _ = job.outcome.send(outcome);
+            if index + 1 == count {
+                break; // The cluster goes away next: nothing to heal it for.
+            }
+            if let Err(problem) = self.heal_and_check(&cluster, &namespace).await {
+                say(format!(
+                    "cluster {} is unhealthy after {}: {problem}; recreating it",
+                    cluster.name, job.name
+                ));
+                self.pool.destroy(&cluster).await;
+                match self.provision(&group.topology, count - index - 1).await {
+                    Ok(fresh) => {
+                        self.pool
+                            .counters
+                            .recreated
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        cluster = fresh;
+                    }
+                    Err(err) => {
+                        say(format!("could not recreate the [{label}] cluster: {err:#}"));
+                        return; // The remaining jobs' senders drop: their trials fail with this.
+                    }
+                }
+            }
+        }
+        if self.settings.keep {
+            say(format!("keeping cluster {} (CHAOS_KEEP=1)", cluster.name));
+        } else {
+            self.pool.destroy(&cluster).await;
+        }
+    }
+
+    async fn provision(
+        &self,
+        topology: &Topology,
+        tests: usize,
+    ) -> anyhow::Result<Arc<SharedCluster>> {
+        let name = cluster_name(topology);
+        let provider = &self.pool.provider;
+        say(format!(
+            "creating cluster {name} [{}] on {} for {tests} test(s)",
+            topology.label(),
+            provider.name()
+        ));
+        let start = Instant::now();
+        let provisioned = reporting(
+            &format!("still creating cluster {name}"),
+            provider.create(&name, topology),
+        )
+        .await?;
+        let cluster = Arc::new(SharedCluster {
+            name,
+            topology: topology.clone(),
+            provisioned,
+        });
+        self.pool.add(cluster.clone());
+        say(format!(
+            "cluster {} ready after {:.1}s",
+            cluster.name,
+            start.elapsed().as_secs_f64()
+        ));
+        Ok(cluster)
+    }
+
+    /// Runs one test in its own namespace and task, so that a panic or a timeout fails the test
+    /// and nothing else. Returns the outcome and the namespace to heal.
+    async fn run_test(&self, shared: &Arc<SharedCluster>, job: &Job) -> (Outcome, String) {
+        let seed = test_seed(self.reproduce.run_seed, &job.name);
+        let namespace = namespace::name_for(&job.name, seed);
+        if let Err(err) = namespace::create(shared.provisioned.client.clone(), &namespace).await {
+            return (
+                Err(format!(
+                    "could not create the test's namespace {namespace}: {err:#}"
+                )),
+                namespace,
+            );
+        }
+        let cluster = Cluster {
+            shared: shared.clone(),
+            namespace: namespace.clone(),
+            seed,
+        };
+        let task = tokio::spawn(panics::as_test((job.run)(cluster)));
+        let (abort, task_id) = (task.abort_handle(), task.id());
+        let failure = match tokio::time::timeout(job.timeout, task).await {
+            Ok(Ok(Ok(()))) => return (Ok(()), namespace),
+            Ok(Ok(Err(err))) => error_report(&err),
+            Ok(Err(join)) if join.is_panic() => panics::take_report(task_id)
+                .unwrap_or_else(|| format!("test panicked: {}", panic_message(join.into_panic()))),
+            Ok(Err(join)) => format!("test was cancelled: {join}"),
+            Err(_) => {
+                abort.abort();
+                format!(
+                    "test timed out after {} (set `timeout = \"...\"` on #[chaos_test], or CHAOS_TEST_TIMEOUT \
+                     for every test); the cluster is healed before the next test",
+                    humantime::format_duration(job.timeout)
+                )
+            }
+        };
+        let r = &self.reproduce;
+        let message = format!(
+            "{failure}\n\nseed: {seed} (run seed {run})\nreproduce: CHAOS_SEED={run} CHAOS_PROVIDER={provider} {command} --exact '{name}'",
+            run = r.run_seed,
+            provider = r.provider,
+            command = r.command,
+            name = job.name,
+        );
+        (Err(message), namespace)
+    }
+
+    /// Undoes what the test left behind and checks the cluster is as created. `Err` says why it is
+    /// not, and the cluster must not serve another test.
+    async fn heal_and_check(&self, cluster: &SharedCluster, namespace: &str) -> Result<(), String> {
+        let client = cluster.provisioned.client.clone();
+        let timeout = self.pool.provider.health_timeout();
+        // Faults the test left are undone here once faults exist (their ledger comes with them).
+        namespace::remove(client.clone(), namespace, timeout)
+            .await
+            .map_err(|err| format!("its namespace could not be removed: {err:#}"))?;
+        health::wait_healthy(client, &cluster.provisioned.nodes, timeout)
+            .await
+            .map_err(|err| err.to_string())
+    }
+}
+
+/// `chaos-<label>-<random>`: a name kind accepts (`^[a-z0-9.-]+$`, short enough for hostnames).
+fn cluster_name(topology: &Topology) -> String {
+    let mut label: String = topology
+        .label()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    label.truncate(32);
+    format!(
+        "chaos-{}-{:04x}",
+        label.trim_end_matches('-'),
+        rand::random::<u16>()
+    )
+}
+
+/// The error and its causes, one per line, as `anyhow` prints them with `{:#}` but readable.
+fn error_report(err: &anyhow::Error) -> String {
+    let mut report = err.to_string();
+    let causes: Vec<String> = err.chain().skip(1).map(|c| format!("  {c}")).collect();
+    if !causes.is_empty() {
+        report.push_str("\n\nCaused by:\n");
+        report.push_str(&causes.join("\n"));
+    }
+    report
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(text) => *text,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(text) => (*text).to_owned(),
+            Err(_) => "a panic with a non-text payload".to_owned(),
+        },
+    }
+}

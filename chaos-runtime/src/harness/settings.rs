@@ -1,0 +1,147 @@
+//! The run's settings, from `CHAOS_*` environment variables. A bad value is an error that names the
+//! variable and what it accepts: never a silent default.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// Which provider makes clusters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProviderChoice {
+    Auto,
+    Kind,
+    Sim,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub provider: ProviderChoice,
+    /// `None`: derived from host memory once the provider is known.
+    pub max_clusters: Option<usize>,
+    pub keep: bool,
+    pub reuse: bool,
+    /// `None`: a random run seed, printed.
+    pub seed: Option<u64>,
+    /// Per-test limit for tests that do not set `timeout`.
+    pub default_timeout: Duration,
+    /// How long the sim takes to "provision" a cluster, standing in for kind's creation time.
+    pub sim_provision_delay: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Settings> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
+        let provider = match var("CHAOS_PROVIDER").as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => ProviderChoice::Auto,
+            Some("kind") => ProviderChoice::Kind,
+            Some("sim") => ProviderChoice::Sim,
+            Some(other) => bail!("CHAOS_PROVIDER={other} is not a provider; use kind, sim or auto"),
+        };
+        let max_clusters = match var("CHAOS_MAX_CLUSTERS") {
+            None => None,
+            Some(text) => match text.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => bail!("CHAOS_MAX_CLUSTERS={text} is not a whole number of at least 1"),
+            },
+        };
+        let seed = match var("CHAOS_SEED") {
+            None => None,
+            Some(text) => Some(text.trim().parse::<u64>().with_context(|| {
+                format!("CHAOS_SEED={text} is not a whole number (0 to 2^64-1)")
+            })?),
+        };
+        Ok(Settings {
+            provider,
+            max_clusters,
+            keep: flag(&var, "CHAOS_KEEP")?,
+            reuse: flag(&var, "CHAOS_REUSE")?,
+            seed,
+            default_timeout: duration(&var, "CHAOS_TEST_TIMEOUT", Duration::from_secs(300))?,
+            sim_provision_delay: duration(
+                &var,
+                "CHAOS_SIM_PROVISION_DELAY",
+                Duration::from_millis(200),
+            )?,
+        })
+    }
+}
+
+fn flag(var: &impl Fn(&str) -> Option<String>, key: &str) -> anyhow::Result<bool> {
+    match var(key).as_deref().map(str::trim) {
+        None | Some("") | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(other) => bail!("{key}={other} is not a switch; use 1 or 0"),
+    }
+}
+
+fn duration(
+    var: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: Duration,
+) -> anyhow::Result<Duration> {
+    match var(key) {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(text.trim()).with_context(|| {
+            format!("{key}={text} is not a duration; write it like 90s, 10m or 500ms")
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        Settings::from_lookup(|k| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.provider, ProviderChoice::Auto);
+        assert_eq!(
+            (s.max_clusters, s.keep, s.reuse, s.seed),
+            (None, false, false, None)
+        );
+        assert_eq!(s.default_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let s = settings(&[
+            ("CHAOS_PROVIDER", "sim"),
+            ("CHAOS_MAX_CLUSTERS", "2"),
+            ("CHAOS_KEEP", "1"),
+            ("CHAOS_SEED", "42"),
+            ("CHAOS_TEST_TIMEOUT", "90s"),
+            ("CHAOS_SIM_PROVISION_DELAY", "5ms"),
+        ])
+        .unwrap();
+        assert_eq!(s.provider, ProviderChoice::Sim);
+        assert_eq!((s.max_clusters, s.keep, s.seed), (Some(2), true, Some(42)));
+        assert_eq!(s.default_timeout, Duration::from_secs(90));
+        assert_eq!(s.sim_provision_delay, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_fix() {
+        for (key, value, hint) in [
+            ("CHAOS_PROVIDER", "docker", "use kind, sim or auto"),
+            ("CHAOS_MAX_CLUSTERS", "0", "at least 1"),
+            ("CHAOS_SEED", "abc", "whole number"),
+            ("CHAOS_KEEP", "yes", "use 1 or 0"),
+            ("CHAOS_TEST_TIMEOUT", "soon", "like 90s"),
+        ] {
+            let err = format!("{:#}", settings(&[(key, value)]).unwrap_err());
+            assert!(err.contains(key) && err.contains(hint), "{err}");
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `chaos-runtime`: the harness, providers, faults and waits behind `#[chaos_test]`.
+//!
+//! A user's test target depends on this crate alone: it re-exports the attribute, `kube` and
+//! `k8s-openapi`. See the README and `API.md` for the contract.
+
+mod cluster;
+mod harness;
+mod health;
+mod namespace;
+mod provider;
+mod registry;
+pub mod sim;
+pub mod wait;
+
+pub use chaos_macros::chaos_test;
+pub use chaos_topology::{Role, Topology, Version};
+pub use cluster::{Cluster, Node};
+pub use k8s_openapi;
+pub use kube;
+pub use rand;
+
+/// Everything a test file needs: `use chaos_runtime::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Cluster, Node, Role, Topology, Version, chaos_test};
+}
+
+/// The test harness as `fn main`: put `chaos_runtime::main!();` at the end of a test target that
+/// has `harness = false`.
+#[macro_export]
+macro_rules! main {
+    () => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::run()
+        }
+    };
+}
+
+/// Runs every registered test under the harness and returns the process exit code.
+pub fn run() -> std::process::ExitCode {
+    harness::run()
+}
+
+/// Used by the code `#[chaos_test]` expands to; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::registry::{IntoTestResult, TESTS, TestFuture, TestRegistration};
+    pub use linkme;
+}

@@ -1,0 +1,168 @@
+//! The sim provider: each cluster is an in-memory Kubernetes API ([`crate::sim::ApiServer`]) with
+//! a Node object per node of the topology, reached through a real `kube::Client`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use chaos_topology::{Role, Topology};
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{
+    Node as NodeObject, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Taint,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use super::{Provider, Provisioned};
+use crate::cluster::Node;
+use crate::sim::ApiServer;
+
+pub(crate) struct SimProvider {
+    /// Stands in for kind's creation time, so that scheduling behaves as it would on kind.
+    provision_delay: Duration,
+}
+
+impl SimProvider {
+    pub fn new(provision_delay: Duration) -> Self {
+        SimProvider { provision_delay }
+    }
+}
+
+impl Provider for SimProvider {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn memory_per_cluster(&self, topology: &Topology) -> u64 {
+        // A few objects per node: tiny, but bounded so that CHAOS_MAX_CLUSTERS still means something.
+        (16 + 4 * topology.nodes().len() as u64) << 20
+    }
+
+    fn health_timeout(&self) -> Duration {
+        // The sim answers at once; a node missing now will still be missing later.
+        Duration::from_secs(3)
+    }
+
+    fn create<'a>(
+        &'a self,
+        name: &'a str,
+        topology: &'a Topology,
+    ) -> BoxFuture<'a, anyhow::Result<Provisioned>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.provision_delay).await;
+            let server = ApiServer::new(&topology.control_plane_version().kubelet_version());
+            let names = topology.node_names(name);
+            let mut nodes = Vec::new();
+            for (index, (spec, node_name)) in topology.nodes().iter().zip(names).enumerate() {
+                let node = Node {
+                    name: node_name,
+                    role: spec.role,
+                    version: spec.version,
+                    kubelet_version: spec.version.kubelet_version(),
+                };
+                server
+                    .create(serde_json::to_value(node_object(&node, index))?)
+                    .with_context(|| format!("creating node {}", node.name))?;
+                nodes.push(node);
+            }
+            Ok(Provisioned {
+                name: name.to_owned(),
+                client: server.client(),
+                nodes,
+            })
+        })
+    }
+
+    fn destroy<'a>(&'a self, _cluster: &'a Provisioned) -> BoxFuture<'a, anyhow::Result<()>> {
+        // The API server lives as long as clients hold it: dropping the cluster ends it.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn how_to_reach(&self, cluster: &Provisioned) -> String {
+        format!(
+            "sim cluster {} lived in this process's memory and ended with it; \
+             run with CHAOS_PROVIDER=kind to keep a real cluster",
+            cluster.name
+        )
+    }
+}
+
+fn meta(name: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        labels: Some(labels),
+        ..Default::default()
+    }
+}
+
+/// The Node object kind's kubelet would register, Ready, with the node's kubelet version.
+fn node_object(node: &Node, index: usize) -> NodeObject {
+    let mut labels = BTreeMap::from([
+        ("kubernetes.io/hostname".to_owned(), node.name.clone()),
+        ("kubernetes.io/os".to_owned(), "linux".to_owned()),
+        ("kubernetes.io/arch".to_owned(), "amd64".to_owned()),
+    ]);
+    let mut taints = Vec::new();
+    if node.role == Role::ControlPlane {
+        labels.insert(
+            "node-role.kubernetes.io/control-plane".to_owned(),
+            String::new(),
+        );
+        taints.push(Taint {
+            key: "node-role.kubernetes.io/control-plane".to_owned(),
+            effect: "NoSchedule".to_owned(),
+            ..Default::default()
+        });
+    }
+    let now = Time(Timestamp::now());
+    let resources = BTreeMap::from([
+        ("cpu".to_owned(), Quantity("2".to_owned())),
+        ("memory".to_owned(), Quantity("8Gi".to_owned())),
+        ("pods".to_owned(), Quantity("110".to_owned())),
+    ]);
+    NodeObject {
+        metadata: meta(&node.name, labels),
+        spec: Some(NodeSpec {
+            pod_cidr: Some(format!("10.244.{index}.0/24")),
+            taints: (!taints.is_empty()).then_some(taints),
+            ..Default::default()
+        }),
+        status: Some(NodeStatus {
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".to_owned(),
+                status: "True".to_owned(),
+                reason: Some("KubeletReady".to_owned()),
+                message: Some("kubelet is posting ready status".to_owned()),
+                last_heartbeat_time: Some(now.clone()),
+                last_transition_time: Some(now),
+            }]),
+            addresses: Some(vec![
+                NodeAddress {
+                    type_: "InternalIP".to_owned(),
+                    address: format!("172.18.0.{}", index + 2),
+                },
+                NodeAddress {
+                    type_: "Hostname".to_owned(),
+                    address: node.name.clone(),
+                },
+            ]),
+            node_info: Some(NodeSystemInfo {
+                architecture: "amd64".to_owned(),
+                boot_id: format!("sim-boot-{index}"),
+                container_runtime_version: "containerd://2.1.0".to_owned(),
+                kernel_version: "6.1.0-sim".to_owned(),
+                kube_proxy_version: node.kubelet_version.clone(),
+                kubelet_version: node.kubelet_version.clone(),
+                machine_id: format!("sim-machine-{index}"),
+                operating_system: "linux".to_owned(),
+                os_image: "Debian GNU/Linux 12 (bookworm)".to_owned(),
+                system_uuid: format!("sim-uuid-{index}"),
+                ..Default::default()
+            }),
+            capacity: Some(resources.clone()),
+            allocatable: Some(resources),
+            ..Default::default()
+        }),
+    }
+}

@@ -1,0 +1,372 @@
+//! The harness seen from outside: runs the self-test suites as child processes and asserts on
+//! what a user would see (libtest's lines, failure messages, the summary line, the exit code).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The `key=value` pairs of the `chaos summary:` line.
+    fn summary(&self) -> BTreeMap<String, u64> {
+        let line = self
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("chaos summary: "))
+            .unwrap_or_else(|| panic!("no summary line in:\n{}", self.stdout));
+        line.split_whitespace()
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').expect("key=value");
+                (k.to_owned(), v.parse().expect("a number"))
+            })
+            .collect()
+    }
+
+    /// `(topology label, outcome)` of a test, from libtest's `test [label] name ... outcome` line.
+    fn outcome(&self, test: &str) -> Option<(String, String)> {
+        self.stdout.lines().find_map(|line| {
+            let rest = line.strip_prefix("test [")?;
+            let (label, rest) = rest.split_once(']')?;
+            let (name, outcome) = rest.split_once(" ... ")?;
+            (name.trim() == test).then(|| (label.to_owned(), outcome.trim().to_owned()))
+        })
+    }
+
+    fn assert_outcome(&self, test: &str, label: &str, outcome: &str) {
+        assert_eq!(
+            self.outcome(test),
+            Some((label.to_owned(), outcome.to_owned())),
+            "{test}: {}",
+            self.both()
+        );
+    }
+
+    fn both(&self) -> String {
+        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
+    }
+}
+
+fn run(exe: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(exe);
+    command
+        .args(args)
+        .env("CHAOS_PROVIDER", "sim")
+        .env("CHAOS_SIM_PROVISION_DELAY", "20ms");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("the suite runs");
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+const FAILURES: &str = env!("CARGO_BIN_EXE_selftest-failures");
+const LIFECYCLE: &str = env!("CARGO_BIN_EXE_selftest-lifecycle");
+
+#[test]
+fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
+    let r = run(FAILURES, &[], &[("CHAOS_SEED", "7")]);
+    assert_eq!(r.code, Some(101), "{}", r.both());
+    let out = &r.stdout;
+    r.assert_outcome("a_panics", "1m2w-k8s1.30", "FAILED");
+    assert!(
+        out.contains("test panicked at tests/suites/failures.rs:16:5: boom: the test body panicked on purpose"),
+        "{}",
+        r.both()
+    );
+    assert!(
+        !r.stderr.contains("boom"),
+        "the panic is reported once, in the failure: {}",
+        r.both()
+    );
+    r.assert_outcome("b_times_out", "1m2w-k8s1.30", "FAILED");
+    assert!(out.contains("test timed out after 1s"), "{}", r.both());
+    r.assert_outcome("c_after_failures_cluster_is_healthy", "1m2w-k8s1.30", "ok");
+    assert!(
+        out.contains("steady state broken on purpose: saw 2 nodes"),
+        "{}",
+        r.both()
+    );
+    r.assert_outcome("e_passes", "1m1w-k8s1.31", "ok");
+    // A bin, not a test target, but the command has the same shape as for `tests/chaos.rs`.
+    assert!(
+        out.contains("reproduce: CHAOS_SEED=7 CHAOS_PROVIDER=sim cargo test --test selftest-failures -- --exact 'a_panics'"),
+        "{}",
+        r.both()
+    );
+    let s = r.summary();
+    assert_eq!(
+        (s["tests"], s["passed"], s["failed"], s["ignored"]),
+        (5, 2, 3, 0),
+        "{}",
+        r.both()
+    );
+    assert_eq!(s["clusters_created"], 2, "{}", r.both());
+    assert_eq!(
+        s["clusters_recreated"],
+        0,
+        "failed tests on healthy clusters keep them: {}",
+        r.both()
+    );
+    assert_eq!(
+        s["clusters_destroyed"],
+        s["clusters_created"],
+        "{}",
+        r.both()
+    );
+}
+
+#[test]
+fn a_broken_cluster_is_replaced_and_a_failed_test_keeps_a_healthy_one() {
+    let r = run(LIFECYCLE, &[], &[]);
+    assert_eq!(r.code, Some(101), "b fails on purpose: {}", r.both());
+    let cluster_of = |marker: &str| -> String {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.contains(marker))
+            .unwrap_or_else(|| panic!("no `{marker}`: {}", r.both()));
+        line.rsplit(' ').next().unwrap().to_owned()
+    };
+    let (a, b, c) = (
+        cluster_of("lifecycle: broke cluster"),
+        cluster_of("lifecycle: b got cluster"),
+        cluster_of("lifecycle: c got cluster"),
+    );
+    assert_ne!(a, b, "the broken cluster must not be handed on");
+    assert_eq!(b, c, "a healthy cluster is kept after a failed test");
+    assert!(
+        r.stderr.contains(&format!(
+            "cluster {a} is unhealthy after a_breaks_its_cluster"
+        )),
+        "{}",
+        r.both()
+    );
+    r.assert_outcome("b_gets_a_whole_cluster", "1m2w-k8s1.30", "FAILED");
+    let s = r.summary();
+    // 1m2w (created, recreated once), 1m1w-k8s1.30, 1m1w-k8s1.31; the ignored test makes none.
+    assert_eq!(
+        (
+            s["clusters_created"],
+            s["clusters_recreated"],
+            s["clusters_destroyed"]
+        ),
+        (4, 1, 4),
+        "{}",
+        r.both()
+    );
+    assert_eq!(s["ignored"], 1, "{}", r.both());
+}
+
+#[test]
+fn a_version_matrix_is_one_test_per_version() {
+    let r = run(LIFECYCLE, &["matrix"], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.both());
+    r.assert_outcome("matrix[k8s=1.30]", "1m1w-k8s1.30", "ok");
+    r.assert_outcome("matrix[k8s=1.31]", "1m1w-k8s1.31", "ok");
+    assert!(
+        r.stdout.contains("matrix on 1m1w-k8s1.31 got v1.31.14"),
+        "{}",
+        r.both()
+    );
+    assert_eq!(r.summary()["clusters_created"], 2, "{}", r.both());
+}
+
+#[test]
+fn a_filter_that_selects_one_topology_creates_one_cluster() {
+    let r = run(FAILURES, &["1m1w-k8s1.31"], &[]);
+    assert_eq!(r.code, Some(101), "d fails on purpose: {}", r.both());
+    let s = r.summary();
+    assert_eq!(
+        (s["tests"], s["clusters_created"], s["clusters_destroyed"]),
+        (2, 1, 1),
+        "{}",
+        r.both()
+    );
+    assert!(r.stdout.contains("3 filtered out"), "{}", r.both());
+}
+
+#[test]
+fn exact_runs_one_test_on_one_cluster() {
+    let r = run(FAILURES, &["--exact", "e_passes"], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.both());
+    assert_eq!(
+        (r.summary()["tests"], r.summary()["clusters_created"]),
+        (1, 1),
+        "{}",
+        r.both()
+    );
+}
+
+#[test]
+fn list_provisions_nothing() {
+    let r = run(FAILURES, &["--list"], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.both());
+    assert!(
+        r.stdout.contains("[1m2w-k8s1.30] a_panics: test"),
+        "{}",
+        r.both()
+    );
+    assert!(
+        r.stdout.contains("[1m1w-k8s1.31] e_passes: test"),
+        "{}",
+        r.both()
+    );
+    assert!(!r.stderr.contains("creating cluster"), "{}", r.both());
+    assert!(
+        !r.stdout.contains("chaos summary"),
+        "--list output stays parseable: {}",
+        r.both()
+    );
+}
+
+#[test]
+fn list_orders_each_topology_together_largest_first() {
+    let r = run(FAILURES, &["--list"], &[]);
+    let labels: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix('[')?.split(']').next())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "1m2w-k8s1.30",
+            "1m2w-k8s1.30",
+            "1m2w-k8s1.30",
+            "1m1w-k8s1.31",
+            "1m1w-k8s1.31"
+        ],
+        "{}",
+        r.both()
+    );
+}
+
+#[test]
+fn ignored_tests_provision_nothing() {
+    let r = run(LIFECYCLE, &["ignored"], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.both());
+    r.assert_outcome("ignored", "1m1w-k8s1.35", "ignored");
+    assert_eq!(r.summary()["clusters_created"], 0, "{}", r.both());
+}
+
+#[test]
+fn the_same_run_seed_gives_every_test_the_same_seed() {
+    let seed_line = |r: &Run| {
+        r.stdout
+            .lines()
+            .find(|l| l.starts_with("seed: "))
+            .map(str::to_owned)
+    };
+    let first = run(FAILURES, &["d_returns_an_error"], &[("CHAOS_SEED", "1234")]);
+    let again = run(FAILURES, &["d_returns_an_error"], &[("CHAOS_SEED", "1234")]);
+    let other = run(FAILURES, &["d_returns_an_error"], &[("CHAOS_SEED", "99")]);
+    assert!(
+        seed_line(&first).is_some_and(|l| l.ends_with("(run seed 1234)")),
+        "{}",
+        first.both()
+    );
+    assert_eq!(seed_line(&first), seed_line(&again));
+    assert_ne!(seed_line(&first), seed_line(&other));
+}
+
+#[test]
+fn bad_settings_are_refused_before_anything_runs() {
+    let r = run(FAILURES, &[], &[("CHAOS_MAX_CLUSTERS", "none")]);
+    assert_eq!(r.code, Some(2), "{}", r.both());
+    assert!(
+        r.stderr
+            .contains("CHAOS_MAX_CLUSTERS=none is not a whole number of at least 1"),
+        "{}",
+        r.both()
+    );
+    assert!(!r.stderr.contains("creating cluster"), "{}", r.both());
+}
+
+#[test]
+fn max_clusters_one_runs_the_topologies_one_after_another() {
+    let r = run(FAILURES, &[], &[("CHAOS_MAX_CLUSTERS", "1")]);
+    let events: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("creating cluster") || l.contains("removed cluster"))
+        .collect();
+    assert_eq!(events.len(), 4, "{}", r.both());
+    assert!(
+        events[0].contains("creating") && events[1].contains("removed"),
+        "{}",
+        r.both()
+    );
+    assert!(
+        events[2].contains("creating") && events[3].contains("removed"),
+        "{}",
+        r.both()
+    );
+}
+
+#[test]
+fn keep_leaves_clusters_and_says_how_to_reach_them() {
+    let r = run(FAILURES, &["e_passes"], &[("CHAOS_KEEP", "1")]);
+    let s = r.summary();
+    assert_eq!(
+        (s["clusters_created"], s["clusters_destroyed"]),
+        (1, 0),
+        "{}",
+        r.both()
+    );
+    assert!(r.stderr.contains("keeping cluster"), "{}", r.both());
+}
+
+#[test]
+fn ctrl_c_removes_every_cluster_and_exits_130() {
+    let mut child = Command::new(FAILURES)
+        .env("CHAOS_PROVIDER", "sim")
+        .env("CHAOS_TEST_TIMEOUT", "60s")
+        .args(["b_times_out"])
+        .env("CHAOS_SIM_PROVISION_DELAY", "10ms")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the suite starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+    let mut seen = String::new();
+    // The test waits out its own 1s timeout; interrupt as soon as its cluster is up.
+    while !seen.contains("ready after") {
+        let mut line = String::new();
+        assert_ne!(
+            stderr.read_line(&mut line).expect("stderr"),
+            0,
+            "ended early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).expect("stderr");
+    let status = child.wait().expect("the suite ends");
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.contains("interrupted: removing 1 cluster(s)"),
+        "{seen}{rest}"
+    );
+    assert!(
+        rest.contains("interrupted: clusters_created=1 clusters_destroyed=1"),
+        "{seen}{rest}"
+    );
+}

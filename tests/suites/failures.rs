@@ -1,0 +1,46 @@
+//! A suite that fails on purpose, run as a child process by `tests/harness.rs`: a panic, a
+//! timeout and an error, around tests that must still find a healthy cluster.
+
+use chaos_runtime::k8s_openapi::api::core::v1::Node as NodeObject;
+use chaos_runtime::kube::Api;
+use chaos_runtime::kube::api::ListParams;
+use chaos_runtime::prelude::*;
+
+async fn node_count(cluster: &Cluster) -> anyhow::Result<usize> {
+    let nodes: Api<NodeObject> = Api::all(cluster.client());
+    Ok(nodes.list(&ListParams::default()).await?.items.len())
+}
+
+#[chaos_test(masters = 1, workers = 2, k8s = "1.30")]
+async fn a_panics(_cluster: &Cluster) -> anyhow::Result<()> {
+    panic!("boom: the test body panicked on purpose");
+}
+
+#[chaos_test(masters = 1, workers = 2, k8s = "1.30", timeout = "1s")]
+async fn b_times_out(_cluster: &Cluster) -> anyhow::Result<()> {
+    tokio_sleep_forever().await;
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 2, k8s = "1.30")]
+async fn c_after_failures_cluster_is_healthy(cluster: &Cluster) -> anyhow::Result<()> {
+    assert_eq!(node_count(cluster).await?, 3);
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 1, k8s = "1.31")]
+async fn d_returns_an_error(cluster: &Cluster) -> anyhow::Result<()> {
+    let count = node_count(cluster).await?;
+    anyhow::bail!("steady state broken on purpose: saw {count} nodes")
+}
+
+#[chaos_test(masters = 1, workers = 1, k8s = "1.31")]
+async fn e_passes(cluster: &Cluster) {
+    assert_eq!(node_count(cluster).await.unwrap(), 2);
+}
+
+async fn tokio_sleep_forever() {
+    std::future::pending::<()>().await
+}
+
+chaos_runtime::main!();
