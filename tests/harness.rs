@@ -95,8 +95,8 @@ fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
     assert!(out.contains("test timed out after 1s"), "{}", r.both());
     r.assert_outcome("c_after_failures_cluster_is_healthy", "1m2w-k8s1.30", "ok");
     assert!(
-        out.contains("steady state broken on purpose: saw 2 nodes"),
-        "{}",
+        out.contains("steady state broken on purpose\n\nCaused by:\n  saw 2 nodes, expected 3"),
+        "the error and its causes: {}",
         r.both()
     );
     r.assert_outcome("e_passes", "1m1w-k8s1.31", "ok");

@@ -33,8 +33,8 @@ pub struct TestRegistration {
 #[linkme::distributed_slice]
 pub static TESTS: [TestRegistration];
 
-/// What a test body may return: `()` or `Result<(), E>` for any `E` that converts into
-/// `anyhow::Error`.
+/// What a test body may return: `()` or `Result<(), E>` for any error a `Box<dyn Error + Send +
+/// Sync>` can hold: `anyhow::Error`, any `std::error::Error`, a boxed one, or a `String`.
 pub trait IntoTestResult {
     fn into_test_result(self) -> anyhow::Result<()>;
 }
@@ -45,8 +45,12 @@ impl IntoTestResult for () {
     }
 }
 
-impl<E: Into<anyhow::Error>> IntoTestResult for Result<(), E> {
+impl<E> IntoTestResult for Result<(), E>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
     fn into_test_result(self) -> anyhow::Result<()> {
-        self.map_err(Into::into)
+        // Through a box, the error keeps its message and its chain of causes.
+        self.map_err(|err| anyhow::Error::from_boxed(err.into()))
     }
 }

@@ -11,11 +11,24 @@ use crate::version::Version;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SkewError {
     /// HA API servers more than one minor apart.
-    ControlPlanesApart { source: Source, version: Version, other: Version },
+    ControlPlanesApart {
+        source: Source,
+        version: Version,
+        other: Version,
+    },
     /// A kubelet newer than the oldest API server.
-    KubeletNewer { source: Source, kubelet: Version, apiserver: Version },
+    KubeletNewer {
+        source: Source,
+        kubelet: Version,
+        apiserver: Version,
+    },
     /// A kubelet older than the newest API server by more than the policy allows.
-    KubeletTooOld { source: Source, kubelet: Version, apiserver: Version, max_skew: u32 },
+    KubeletTooOld {
+        source: Source,
+        kubelet: Version,
+        apiserver: Version,
+        max_skew: u32,
+    },
 }
 
 impl SkewError {
@@ -36,14 +49,21 @@ impl fmt::Display for SkewError {
                 "control planes {version} and {other} are more than 1 minor version apart; \
                  Kubernetes allows at most 1 between the API servers of one cluster"
             ),
-            SkewError::KubeletNewer { kubelet, apiserver, .. } => write!(
+            SkewError::KubeletNewer {
+                kubelet, apiserver, ..
+            } => write!(
                 f,
                 "a {kubelet} kubelet is newer than its {apiserver} control plane; \
                  a kubelet may not be newer than the API server: use a worker version of at most \
                  1.{} or a newer `k8s`",
                 apiserver.minor
             ),
-            SkewError::KubeletTooOld { kubelet, apiserver, max_skew, .. } => write!(
+            SkewError::KubeletTooOld {
+                kubelet,
+                apiserver,
+                max_skew,
+                ..
+            } => write!(
                 f,
                 "a {kubelet} kubelet is more than {max_skew} minor versions older than its \
                  {apiserver} control plane; use a worker version of at least 1.{}",
@@ -61,11 +81,19 @@ fn max_kubelet_skew(apiserver: Version) -> u32 {
 }
 
 pub(crate) fn check(nodes: &[(NodeSpec, Source)]) -> Result<(), SkewError> {
-    let masters: Vec<&(NodeSpec, Source)> =
-        nodes.iter().filter(|(n, _)| n.role == Role::ControlPlane).collect();
+    let masters: Vec<&(NodeSpec, Source)> = nodes
+        .iter()
+        .filter(|(n, _)| n.role == Role::ControlPlane)
+        .collect();
     let (Some(oldest), Some(newest)) = (
-        masters.iter().map(|(n, _)| n.version).min_by_key(|v| v.minor),
-        masters.iter().map(|(n, _)| n.version).max_by_key(|v| v.minor),
+        masters
+            .iter()
+            .map(|(n, _)| n.version)
+            .min_by_key(|v| v.minor),
+        masters
+            .iter()
+            .map(|(n, _)| n.version)
+            .max_by_key(|v| v.minor),
     ) else {
         return Ok(());
     };
@@ -82,7 +110,11 @@ pub(crate) fn check(nodes: &[(NodeSpec, Source)]) -> Result<(), SkewError> {
     for (node, source) in nodes.iter().filter(|(n, _)| n.role == Role::Worker) {
         let kubelet = node.version;
         if kubelet.minor > oldest.minor {
-            return Err(SkewError::KubeletNewer { source: *source, kubelet, apiserver: oldest });
+            return Err(SkewError::KubeletNewer {
+                source: *source,
+                kubelet,
+                apiserver: oldest,
+            });
         }
         if newest.minor - kubelet.minor > max_skew {
             return Err(SkewError::KubeletTooOld {

@@ -44,7 +44,11 @@ pub struct TopologySpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TopologyError {
     NoControlPlane,
-    VersionCount { key: &'static str, given: usize, nodes: u32 },
+    VersionCount {
+        key: &'static str,
+        given: usize,
+        nodes: u32,
+    },
     Skew(SkewError),
 }
 
@@ -87,21 +91,45 @@ impl TopologySpec {
         if self.masters == 0 {
             return Err(TopologyError::NoControlPlane);
         }
-        let masters = expand("master_versions", &self.master_versions, self.masters, self.k8s)?;
-        let workers = expand("worker_versions", &self.worker_versions, self.workers, self.k8s)?;
+        let masters = expand(
+            "master_versions",
+            &self.master_versions,
+            self.masters,
+            self.k8s,
+        )?;
+        let workers = expand(
+            "worker_versions",
+            &self.worker_versions,
+            self.workers,
+            self.k8s,
+        )?;
         let nodes: Vec<(NodeSpec, Source)> = masters
             .into_iter()
             .map(|(version, i)| {
                 let source = i.map_or(Source::K8s, Source::MasterVersions);
-                (NodeSpec { role: Role::ControlPlane, version }, source)
+                (
+                    NodeSpec {
+                        role: Role::ControlPlane,
+                        version,
+                    },
+                    source,
+                )
             })
             .chain(workers.into_iter().map(|(version, i)| {
                 let source = i.map_or(Source::K8s, Source::WorkerVersions);
-                (NodeSpec { role: Role::Worker, version }, source)
+                (
+                    NodeSpec {
+                        role: Role::Worker,
+                        version,
+                    },
+                    source,
+                )
             }))
             .collect();
         skew::check(&nodes).map_err(TopologyError::Skew)?;
-        Ok(Topology { nodes: nodes.into_iter().map(|(n, _)| n).collect() })
+        Ok(Topology {
+            nodes: nodes.into_iter().map(|(n, _)| n).collect(),
+        })
     }
 }
 
@@ -119,7 +147,11 @@ fn expand(
         _ => (list[i], Some(i)),
     };
     if list.len() > 1 && list.len() != count as usize {
-        return Err(TopologyError::VersionCount { key, given: list.len(), nodes: count });
+        return Err(TopologyError::VersionCount {
+            key,
+            given: list.len(),
+            nodes: count,
+        });
     }
     Ok((0..count as usize).map(per_node).collect())
 }
@@ -130,7 +162,10 @@ impl Topology {
     }
 
     pub fn masters(&self) -> usize {
-        self.nodes.iter().filter(|n| n.role == Role::ControlPlane).count()
+        self.nodes
+            .iter()
+            .filter(|n| n.role == Role::ControlPlane)
+            .count()
     }
 
     pub fn workers(&self) -> usize {
@@ -166,10 +201,18 @@ impl Topology {
     /// `1m3w-k8s1.29-w1.28,1.29,1.29`.
     pub fn label(&self) -> String {
         let list = |role: Role| -> Vec<Version> {
-            self.nodes.iter().filter(|n| n.role == role).map(|n| n.version).collect()
+            self.nodes
+                .iter()
+                .filter(|n| n.role == role)
+                .map(|n| n.version)
+                .collect()
         };
         let join = |versions: &[Version]| {
-            versions.iter().map(Version::to_string).collect::<Vec<_>>().join(",")
+            versions
+                .iter()
+                .map(Version::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         };
         let (masters, workers) = (list(Role::ControlPlane), list(Role::Worker));
         let cp = masters[0];
@@ -217,7 +260,9 @@ mod tests {
     #[test]
     fn equal_clusters_written_differently_have_one_key() {
         let a = spec(3, 3, "1.29", &[], &["1.28"]).build().unwrap();
-        let b = spec(3, 3, "v1.29", &["1.29"], &["v1.28", "1.28", "1.28"]).build().unwrap();
+        let b = spec(3, 3, "v1.29", &["1.29"], &["v1.28", "1.28", "1.28"])
+            .build()
+            .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.label(), "3m3w-k8s1.29-w1.28");
     }
@@ -235,7 +280,9 @@ mod tests {
 
     #[test]
     fn label_lists_per_node_versions_when_they_differ() {
-        let t = spec(1, 3, "1.29", &[], &["1.28", "1.29", "1.27"]).build().unwrap();
+        let t = spec(1, 3, "1.29", &[], &["1.28", "1.29", "1.27"])
+            .build()
+            .unwrap();
         assert_eq!(t.label(), "1m3w-k8s1.29-w1.28,1.29,1.27");
         let t = spec(2, 0, "1.29", &["1.29", "1.28"], &[]).build().unwrap();
         assert_eq!(t.label(), "2m0w-k8s1.29,1.28");
@@ -246,15 +293,32 @@ mod tests {
         let t = spec(2, 2, "1.29", &[], &[]).build().unwrap();
         assert_eq!(
             t.node_names("c"),
-            ["c-control-plane", "c-control-plane2", "c-worker", "c-worker2"]
+            [
+                "c-control-plane",
+                "c-control-plane2",
+                "c-worker",
+                "c-worker2"
+            ]
         );
     }
 
     #[test]
     fn rejects_no_control_plane_and_bad_list_lengths() {
-        assert_eq!(spec(0, 1, "1.29", &[], &[]).build(), Err(TopologyError::NoControlPlane));
-        let err = spec(1, 3, "1.29", &[], &["1.28", "1.28"]).build().unwrap_err();
-        assert_eq!(err, TopologyError::VersionCount { key: "worker_versions", given: 2, nodes: 3 });
+        assert_eq!(
+            spec(0, 1, "1.29", &[], &[]).build(),
+            Err(TopologyError::NoControlPlane)
+        );
+        let err = spec(1, 3, "1.29", &[], &["1.28", "1.28"])
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TopologyError::VersionCount {
+                key: "worker_versions",
+                given: 2,
+                nodes: 3
+            }
+        );
     }
 
     #[test]
@@ -264,14 +328,37 @@ mod tests {
             other => panic!("expected a skew error, got {other:?}"),
         };
         let e = skew(spec(1, 1, "1.28", &[], &["1.29"]));
-        assert!(matches!(e, SkewError::KubeletNewer { source: Source::WorkerVersions(0), .. }));
+        assert!(matches!(
+            e,
+            SkewError::KubeletNewer {
+                source: Source::WorkerVersions(0),
+                ..
+            }
+        ));
         let e = skew(spec(1, 2, "1.32", &[], &["1.31", "1.28"]));
-        assert!(matches!(e, SkewError::KubeletTooOld { source: Source::WorkerVersions(1), max_skew: 3, .. }));
+        assert!(matches!(
+            e,
+            SkewError::KubeletTooOld {
+                source: Source::WorkerVersions(1),
+                max_skew: 3,
+                ..
+            }
+        ));
         let e = skew(spec(1, 1, "1.27", &[], &["1.24"]));
         assert!(matches!(e, SkewError::KubeletTooOld { max_skew: 2, .. }));
         let e = skew(spec(2, 0, "1.29", &["1.29", "1.27"], &[]));
-        assert!(matches!(e, SkewError::ControlPlanesApart { source: Source::MasterVersions(0), .. }));
+        assert!(matches!(
+            e,
+            SkewError::ControlPlanesApart {
+                source: Source::MasterVersions(0),
+                ..
+            }
+        ));
         assert!(spec(1, 1, "1.32", &[], &["1.29"]).build().is_ok());
-        assert!(spec(2, 1, "1.29", &["1.29", "1.28"], &["1.28"]).build().is_ok());
+        assert!(
+            spec(2, 1, "1.29", &["1.29", "1.28"], &["1.28"])
+                .build()
+                .is_ok()
+        );
     }
 }

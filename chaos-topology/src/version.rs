@@ -33,7 +33,10 @@ impl FromStr for Version {
     type Err = VersionError;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let err = |reason| VersionError { input: input.to_owned(), reason };
+        let err = |reason| VersionError {
+            input: input.to_owned(),
+            reason,
+        };
         let text = input.trim();
         let text = text.strip_prefix('v').unwrap_or(text);
         if text.is_empty() {
@@ -77,7 +80,10 @@ impl Version {
     /// A pinned patch is kept; a bare minor becomes the newest patch that kind publishes node
     /// images for, or `.0` for a minor it never did.
     pub fn kubelet_version(&self) -> String {
-        let patch = self.patch.or_else(|| newest_known_patch(self.minor)).unwrap_or(0);
+        let patch = self
+            .patch
+            .or_else(|| newest_known_patch(self.minor))
+            .unwrap_or(0);
         format!("v1.{}.{}", self.minor, patch)
     }
 }
@@ -107,23 +113,43 @@ mod tests {
 
     #[test]
     fn parses_minor_patch_and_leading_v() {
-        assert_eq!("1.29".parse(), Ok(Version { minor: 29, patch: None }));
-        assert_eq!("1.29.14".parse(), Ok(Version { minor: 29, patch: Some(14) }));
+        assert_eq!(
+            "1.29".parse(),
+            Ok(Version {
+                minor: 29,
+                patch: None
+            })
+        );
+        assert_eq!(
+            "1.29.14".parse(),
+            Ok(Version {
+                minor: 29,
+                patch: Some(14)
+            })
+        );
         assert_eq!("v1.29.14".parse::<Version>(), "1.29.14".parse());
     }
 
     #[test]
     fn rejects_what_is_not_a_version() {
-        for bad in ["", "1", "2.29", "1.x", "1.29.", "1.29.1.2", "latest", "1.-2"] {
+        for bad in [
+            "", "1", "2.29", "1.x", "1.29.", "1.29.1.2", "latest", "1.-2",
+        ] {
             let err = bad.parse::<Version>().unwrap_err();
-            assert!(err.to_string().contains("is not a Kubernetes version"), "{bad}: {err}");
+            assert!(
+                err.to_string().contains("is not a Kubernetes version"),
+                "{bad}: {err}"
+            );
         }
     }
 
     #[test]
     fn kubelet_version_resolves_a_minor_to_its_newest_kind_patch() {
         assert_eq!(Version::minor(28).kubelet_version(), "v1.28.15");
-        assert_eq!("1.29.3".parse::<Version>().unwrap().kubelet_version(), "v1.29.3");
+        assert_eq!(
+            "1.29.3".parse::<Version>().unwrap().kubelet_version(),
+            "v1.29.3"
+        );
         assert_eq!(Version::minor(12).kubelet_version(), "v1.12.0");
     }
 }

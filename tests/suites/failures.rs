@@ -30,8 +30,9 @@ async fn c_after_failures_cluster_is_healthy(cluster: &Cluster) -> anyhow::Resul
 
 #[chaos_test(masters = 1, workers = 1, k8s = "1.31")]
 async fn d_returns_an_error(cluster: &Cluster) -> anyhow::Result<()> {
+    use anyhow::Context;
     let count = node_count(cluster).await?;
-    anyhow::bail!("steady state broken on purpose: saw {count} nodes")
+    Err(anyhow::anyhow!("saw {count} nodes, expected 3")).context("steady state broken on purpose")
 }
 
 #[chaos_test(masters = 1, workers = 1, k8s = "1.31")]

@@ -1,0 +1,9 @@
+use chaos_runtime::prelude::*;
+
+#[chaos_test(k8s = ["1.29", "1.33"], worker_versions = ["1.29"])]
+async fn t(cluster: &Cluster) -> anyhow::Result<()> {
+    let _ = cluster.name();
+    Ok(())
+}
+
+fn main() {}

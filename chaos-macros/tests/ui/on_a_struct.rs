@@ -1,0 +1,6 @@
+use chaos_runtime::prelude::*;
+
+#[chaos_test(masters = 3)]
+struct ClusterSpec;
+
+fn main() {}

@@ -1,0 +1,12 @@
+use chaos_runtime::prelude::*;
+
+#[chaos_test]
+async fn t(cluster: &Cluster) -> anyhow::Result<()>
+where
+    String: Clone,
+{
+    let _ = cluster.name();
+    Ok(())
+}
+
+fn main() {}
