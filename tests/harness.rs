@@ -102,7 +102,7 @@ fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
     r.assert_outcome("e_passes", "1m1w-k8s1.31", "ok");
     // A bin, not a test target, but the command has the same shape as for `tests/chaos.rs`.
     assert!(
-        out.contains("reproduce: CHAOS_SEED=7 CHAOS_PROVIDER=sim cargo test --test selftest-failures -- --exact 'a_panics'"),
+        out.contains("reproduce: CHAOS_SEED=7 CHAOS_PROVIDER=sim cargo test -p chaos-suite --test selftest-failures -- --exact 'a_panics'"),
         "{}",
         r.both()
     );

@@ -4,9 +4,12 @@
 //! `k8s-openapi`. See the README and `API.md` for the contract.
 
 mod cluster;
+mod command;
+pub mod docker;
 mod harness;
 mod health;
 mod namespace;
+pub mod ownership;
 mod provider;
 mod registry;
 pub mod sim;
@@ -30,19 +33,24 @@ pub mod prelude {
 macro_rules! main {
     () => {
         fn main() -> ::std::process::ExitCode {
-            $crate::run()
+            // The package name makes the printed reproduce commands exact in a workspace.
+            $crate::__private::run_main(::core::env!("CARGO_PKG_NAME"))
         }
     };
 }
 
 /// Runs every registered test under the harness and returns the process exit code.
 pub fn run() -> std::process::ExitCode {
-    harness::run()
+    harness::run(None)
 }
 
 /// Used by the code `#[chaos_test]` expands to; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::registry::{IntoTestResult, TESTS, TestFuture, TestRegistration};
+
+    pub fn run_main(package: &'static str) -> std::process::ExitCode {
+        crate::harness::run(Some(package))
+    }
     pub use linkme;
 }

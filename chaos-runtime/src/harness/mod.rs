@@ -26,9 +26,10 @@ use settings::Settings;
 /// Most clusters alive at once when `CHAOS_MAX_CLUSTERS` is unset and memory allows more.
 const MAX_DEFAULT_CLUSTERS: usize = 8;
 
-pub(crate) fn run() -> ExitCode {
+/// `package`: the cargo package of the test target, when `main!` knows it.
+pub(crate) fn run(package: Option<&'static str>) -> ExitCode {
     let args = Arguments::from_args();
-    match run_with(args) {
+    match run_with(args, package) {
         Ok(code) => code,
         Err(err) => {
             say(format!("error: {err:#}"));
@@ -37,7 +38,7 @@ pub(crate) fn run() -> ExitCode {
     }
 }
 
-fn run_with(mut args: Arguments) -> anyhow::Result<ExitCode> {
+fn run_with(mut args: Arguments, package: Option<&'static str>) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
     let cases = plan::test_cases(&TESTS)?;
 
@@ -120,7 +121,7 @@ fn run_with(mut args: Arguments) -> anyhow::Result<ExitCode> {
         reproduce: Reproduce {
             run_seed,
             provider: pool.provider.name(),
-            command: reproduce_command(),
+            command: reproduce_command(package),
         },
     });
     panics::install_hook();
@@ -197,9 +198,9 @@ fn default_max_clusters(per_cluster: u64) -> usize {
     }
 }
 
-/// The cargo command that runs this binary: `cargo test --test NAME --` for a test target,
-/// `cargo run --example NAME --` for an example.
-fn reproduce_command() -> String {
+/// The cargo command that runs this binary: `cargo test -p PKG --test NAME --` for a test target,
+/// `cargo run -p PKG --example NAME --` for an example.
+fn reproduce_command(package: Option<&str>) -> String {
     let exe = std::env::current_exe().unwrap_or_default();
     let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("chaos");
     // Cargo names test binaries `NAME-<16 hex digits>`.
@@ -213,9 +214,10 @@ fn reproduce_command() -> String {
         .parent()
         .and_then(|p| p.file_name())
         .is_some_and(|d| d == "examples");
+    let package = package.map(|p| format!(" -p {p}")).unwrap_or_default();
     match in_examples {
-        true => format!("cargo run --example {name} --"),
-        false => format!("cargo test --test {name} --"),
+        true => format!("cargo run{package} --example {name} --"),
+        false => format!("cargo test{package} --test {name} --"),
     }
 }
 
