@@ -1,4 +1,4 @@
-//! The harness, end to end on the provider `auto` picks (the sim where kind cannot run): eight
+//! The harness, end to end on the sim (pinned, so `cargo test` is the same everywhere): eight
 //! tests over three topologies, so three clusters, each test checking its cluster through the API.
 
 use std::collections::BTreeMap;
@@ -170,4 +170,4 @@ async fn per_worker_seed_drives_the_test_rng(cluster: &Cluster) -> anyhow::Resul
     Ok(())
 }
 
-chaos_runtime::main!();
+chaos_runtime::main!(provider = "sim");

@@ -74,6 +74,7 @@ fn run(exe: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
 
 const FAILURES: &str = env!("CARGO_BIN_EXE_selftest-failures");
 const LIFECYCLE: &str = env!("CARGO_BIN_EXE_selftest-lifecycle");
+const GATED: &str = env!("CARGO_BIN_EXE_selftest-gated");
 
 #[test]
 fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
@@ -369,4 +370,43 @@ fn ctrl_c_removes_every_cluster_and_exits_130() {
         rest.contains("interrupted: clusters_created=1 clusters_destroyed=1"),
         "{seen}{rest}"
     );
+}
+
+#[test]
+fn a_gated_suite_reports_ignored_with_the_reason_until_its_variable_is_set() {
+    let closed = run(GATED, &[], &[]);
+    assert_eq!(closed.code, Some(0), "{}", closed.both());
+    closed.assert_outcome(
+        "runs_only_when_the_gate_is_open",
+        "1m1w-k8s1.35",
+        "ignored (set CHAOS_SELFTEST_GATE=sim to run this suite)",
+    );
+    assert_eq!(
+        (
+            closed.summary()["ignored"],
+            closed.summary()["clusters_created"]
+        ),
+        (1, 0),
+        "{}",
+        closed.both()
+    );
+    assert!(
+        !closed.stderr.contains("creating cluster"),
+        "{}",
+        closed.both()
+    );
+
+    let open = run(
+        GATED,
+        &[],
+        &[("CHAOS_SELFTEST_GATE", "sim"), ("CHAOS_PROVIDER", "kind")],
+    );
+    assert_eq!(
+        open.code,
+        Some(0),
+        "the gate's provider wins over CHAOS_PROVIDER: {}",
+        open.both()
+    );
+    open.assert_outcome("runs_only_when_the_gate_is_open", "1m1w-k8s1.35", "ok");
+    assert_eq!(open.summary()["clusters_created"], 1, "{}", open.both());
 }

@@ -29,19 +29,43 @@ pub mod prelude {
 
 /// The test harness as `fn main`: put `chaos_runtime::main!();` at the end of a test target that
 /// has `harness = false`.
+///
+/// `chaos_runtime::main!(provider = "sim");` runs on that provider whatever `CHAOS_PROVIDER` says.
+/// `chaos_runtime::main!(only_if_env = "CHAOS_E2E=kind");` runs the suite only when that variable
+/// has that value (with the provider it names, if it names one); otherwise every test is reported
+/// as ignored, with the reason, and nothing is provisioned.
 #[macro_export]
 macro_rules! main {
     () => {
         fn main() -> ::std::process::ExitCode {
             // The package name makes the printed reproduce commands exact in a workspace.
-            $crate::__private::run_main(::core::env!("CARGO_PKG_NAME"))
+            $crate::__private::run_main(
+                ::core::env!("CARGO_PKG_NAME"),
+                $crate::__private::Suite::Always,
+            )
+        }
+    };
+    (provider = $provider:literal) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::__private::run_main(
+                ::core::env!("CARGO_PKG_NAME"),
+                $crate::__private::Suite::OnProvider($provider),
+            )
+        }
+    };
+    (only_if_env = $gate:literal) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::__private::run_main(
+                ::core::env!("CARGO_PKG_NAME"),
+                $crate::__private::Suite::OnlyIfEnv($gate),
+            )
         }
     };
 }
 
 /// Runs every registered test under the harness and returns the process exit code.
 pub fn run() -> std::process::ExitCode {
-    harness::run(None)
+    harness::run(None, harness::Suite::Always)
 }
 
 /// Used by the code `#[chaos_test]` expands to; not part of the public API.
@@ -49,8 +73,10 @@ pub fn run() -> std::process::ExitCode {
 pub mod __private {
     pub use crate::registry::{IntoTestResult, TESTS, TestFuture, TestRegistration};
 
-    pub fn run_main(package: &'static str) -> std::process::ExitCode {
-        crate::harness::run(Some(package))
+    pub use crate::harness::Suite;
+
+    pub fn run_main(package: &'static str, suite: Suite) -> std::process::ExitCode {
+        crate::harness::run(Some(package), suite)
     }
     pub use linkme;
 }

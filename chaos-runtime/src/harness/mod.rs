@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use libtest_mimic::{Arguments, Conclusion, Trial};
+use libtest_mimic::{Arguments, Completion, Conclusion, Trial};
 
 use crate::provider;
 use crate::registry::TESTS;
@@ -26,10 +26,21 @@ use settings::Settings;
 /// Most clusters alive at once when `CHAOS_MAX_CLUSTERS` is unset and memory allows more.
 const MAX_DEFAULT_CLUSTERS: usize = 8;
 
+/// When and where a suite runs, as its `main!` says.
+#[derive(Clone, Copy, Debug)]
+pub enum Suite {
+    /// On the provider `CHAOS_PROVIDER` chooses.
+    Always,
+    /// On this provider, whatever `CHAOS_PROVIDER` says.
+    OnProvider(&'static str),
+    /// Only when `VAR=value` holds; otherwise every test is reported ignored with the reason.
+    OnlyIfEnv(&'static str),
+}
+
 /// `package`: the cargo package of the test target, when `main!` knows it.
-pub(crate) fn run(package: Option<&'static str>) -> ExitCode {
+pub(crate) fn run(package: Option<&'static str>, suite: Suite) -> ExitCode {
     let args = Arguments::from_args();
-    match run_with(args, package) {
+    match run_with(args, package, suite) {
         Ok(code) => code,
         Err(err) => {
             say(format!("error: {err:#}"));
@@ -38,9 +49,25 @@ pub(crate) fn run(package: Option<&'static str>) -> ExitCode {
     }
 }
 
-fn run_with(mut args: Arguments, package: Option<&'static str>) -> anyhow::Result<ExitCode> {
-    let settings = Settings::from_env()?;
+fn run_with(
+    mut args: Arguments,
+    package: Option<&'static str>,
+    suite: Suite,
+) -> anyhow::Result<ExitCode> {
+    let mut settings = Settings::from_env()?;
     let cases = plan::test_cases(&TESTS)?;
+    match suite {
+        Suite::Always => {}
+        Suite::OnProvider(name) => settings.provider = settings::ProviderChoice::parse(name)?,
+        Suite::OnlyIfEnv(gate) => {
+            let gate = Gate::parse(gate)?;
+            if !gate.is_open() {
+                return Ok(run_gated_off(&args, &cases, &gate));
+            }
+            settings.provider =
+                settings::ProviderChoice::parse(gate.value).unwrap_or(settings.provider);
+        }
+    }
 
     // One trial per test; each waits for the outcome the scheduler sends it.
     let mut senders = Vec::with_capacity(cases.len());
@@ -159,6 +186,45 @@ fn run_with(mut args: Arguments, package: Option<&'static str>) -> anyhow::Resul
         true => conclusion.exit_code(),
         false => ExitCode::from(101),
     })
+}
+
+/// `VAR=value`: the condition under which a gated suite runs.
+struct Gate {
+    var: &'static str,
+    value: &'static str,
+}
+
+impl Gate {
+    fn parse(text: &'static str) -> anyhow::Result<Gate> {
+        match text.split_once('=') {
+            Some((var, value)) if !var.is_empty() => Ok(Gate { var, value }),
+            _ => anyhow::bail!("main!(only_if_env = {text:?}): write it as \"VAR=value\""),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        std::env::var(self.var).is_ok_and(|v| v == self.value)
+    }
+}
+
+/// Every test reported as ignored, with the reason; nothing provisioned.
+fn run_gated_off(args: &Arguments, cases: &[TestCase], gate: &Gate) -> ExitCode {
+    let reason = format!("set {}={} to run this suite", gate.var, gate.value);
+    let trials = cases
+        .iter()
+        .map(|case| {
+            let reason = reason.clone();
+            Trial::ignorable_test(case.name.clone(), move || {
+                Ok(Completion::ignored_with(reason))
+            })
+            .with_kind(case.topology.label())
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(args, trials);
+    if !args.list {
+        print_summary(&conclusion, 0, 0, 0);
+    }
+    conclusion.exit_code()
 }
 
 fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>) -> Trial {

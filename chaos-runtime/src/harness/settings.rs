@@ -13,6 +13,17 @@ pub(crate) enum ProviderChoice {
     Sim,
 }
 
+impl ProviderChoice {
+    pub fn parse(text: &str) -> anyhow::Result<ProviderChoice> {
+        match text.trim() {
+            "" | "auto" => Ok(ProviderChoice::Auto),
+            "kind" => Ok(ProviderChoice::Kind),
+            "sim" => Ok(ProviderChoice::Sim),
+            other => bail!("`{other}` is not a provider; use kind, sim or auto"),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub provider: ProviderChoice,
@@ -34,11 +45,11 @@ impl Settings {
     }
 
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
-        let provider = match var("CHAOS_PROVIDER").as_deref().map(str::trim) {
-            None | Some("") | Some("auto") => ProviderChoice::Auto,
-            Some("kind") => ProviderChoice::Kind,
-            Some("sim") => ProviderChoice::Sim,
-            Some(other) => bail!("CHAOS_PROVIDER={other} is not a provider; use kind, sim or auto"),
+        let provider = match var("CHAOS_PROVIDER") {
+            None => ProviderChoice::Auto,
+            Some(text) => {
+                ProviderChoice::parse(&text).with_context(|| format!("CHAOS_PROVIDER={text}"))?
+            }
         };
         let max_clusters = match var("CHAOS_MAX_CLUSTERS") {
             None => None,

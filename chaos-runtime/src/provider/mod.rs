@@ -1,6 +1,7 @@
 //! Providers make and remove clusters. They are siblings behind one interface, as kind's docker,
 //! podman and nerdctl providers are: the harness never knows which one it drives.
 
+pub(crate) mod kind;
 mod sim;
 
 use std::time::Duration;
