@@ -18,19 +18,31 @@ pub(crate) struct Cmd {
     install_hint: Option<&'static str>,
 }
 
-/// What a successful command printed.
+/// What a successful command printed on stdout (its stderr goes to `run_streaming`'s callback).
 #[derive(Debug)]
 pub(crate) struct Output {
     pub stdout: String,
-    pub stderr: String,
 }
 
 #[derive(Debug)]
 pub(crate) enum CommandError {
-    NotFound { program: String, hint: Option<&'static str> },
-    TimedOut { line: String, timeout: Duration },
-    Failed { line: String, code: Option<i32>, stderr: String },
-    Io { line: String, error: std::io::Error },
+    NotFound {
+        program: String,
+        hint: Option<&'static str>,
+    },
+    TimedOut {
+        line: String,
+        timeout: Duration,
+    },
+    Failed {
+        line: String,
+        code: Option<i32>,
+        stderr: String,
+    },
+    Io {
+        line: String,
+        error: std::io::Error,
+    },
 }
 
 impl fmt::Display for CommandError {
@@ -44,7 +56,11 @@ impl fmt::Display for CommandError {
                 }
             }
             CommandError::TimedOut { line, timeout } => {
-                write!(f, "`{line}` did not finish within {}", humantime::format_duration(*timeout))
+                write!(
+                    f,
+                    "`{line}` did not finish within {}",
+                    humantime::format_duration(*timeout)
+                )
             }
             CommandError::Failed { line, code, stderr } => {
                 match code {
@@ -63,19 +79,15 @@ impl fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
-impl CommandError {
-    /// The stderr of a command that ran and failed.
-    pub fn stderr(&self) -> Option<&str> {
-        match self {
-            CommandError::Failed { stderr, .. } => Some(stderr),
-            _ => None,
-        }
-    }
-}
-
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Self {
-        Cmd { program: program.into(), args: Vec::new(), stdin: None, timeout: Duration::from_secs(60), install_hint: None }
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            stdin: None,
+            timeout: Duration::from_secs(60),
+            install_hint: None,
+        }
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
@@ -105,7 +117,10 @@ impl Cmd {
 
     /// The command as a shell line, for messages.
     pub fn line(&self) -> String {
-        std::iter::once(self.program.as_str()).chain(self.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ")
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Runs the command to its end; a non-zero exit is an error carrying its stderr. The process
@@ -116,28 +131,48 @@ impl Cmd {
 
     /// As [`Cmd::run`], handing each line of stderr to `on_line` as it comes (kind writes its
     /// progress there).
-    pub async fn run_streaming(&self, mut on_line: impl FnMut(&str)) -> Result<Output, CommandError> {
+    pub async fn run_streaming(
+        &self,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<Output, CommandError> {
         let line = self.line();
         let mut child = tokio::process::Command::new(&self.program)
             .args(&self.args)
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|error| match error.kind() {
-                std::io::ErrorKind::NotFound => {
-                    CommandError::NotFound { program: self.program.clone(), hint: self.install_hint }
-                }
-                _ => CommandError::Io { line: line.clone(), error },
+                std::io::ErrorKind::NotFound => CommandError::NotFound {
+                    program: self.program.clone(),
+                    hint: self.install_hint,
+                },
+                _ => CommandError::Io {
+                    line: line.clone(),
+                    error,
+                },
             })?;
         if let (Some(input), Some(mut pipe)) = (&self.stdin, child.stdin.take()) {
-            pipe.write_all(input).await.map_err(|error| CommandError::Io { line: line.clone(), error })?;
+            pipe.write_all(input)
+                .await
+                .map_err(|error| CommandError::Io {
+                    line: line.clone(),
+                    error,
+                })?;
         }
-        let (Some(mut stdout_pipe), Some(stderr_pipe)) = (child.stdout.take(), child.stderr.take()) else {
+        let (Some(mut stdout_pipe), Some(stderr_pipe)) = (child.stdout.take(), child.stderr.take())
+        else {
             unreachable!("both pipes were requested");
         };
-        let io = |error| CommandError::Io { line: line.clone(), error };
+        let io = |error| CommandError::Io {
+            line: line.clone(),
+            error,
+        };
         let finished = async {
             let mut stdout = Vec::new();
             let mut stderr = String::new();
@@ -159,12 +194,21 @@ impl Cmd {
         };
         let (status, stdout, stderr) = match tokio::time::timeout(self.timeout, finished).await {
             Ok(result) => result?,
-            Err(_) => return Err(CommandError::TimedOut { line, timeout: self.timeout }),
+            Err(_) => {
+                return Err(CommandError::TimedOut {
+                    line,
+                    timeout: self.timeout,
+                });
+            }
         };
         let stdout = String::from_utf8_lossy(&stdout).into_owned();
         match status.success() {
-            true => Ok(Output { stdout, stderr }),
-            false => Err(CommandError::Failed { line, code: status.code(), stderr }),
+            true => Ok(Output { stdout }),
+            false => Err(CommandError::Failed {
+                line,
+                code: status.code(),
+                stderr,
+            }),
         }
     }
 }
@@ -172,7 +216,11 @@ impl Cmd {
 /// The last `n` non-empty lines of `text`, indented.
 pub(crate) fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -180,34 +228,62 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn captures_output_and_feeds_stdin() {
-        let out = Cmd::new("sh").args(["-c", "cat; echo err >&2"]).stdin("hello").run().await.unwrap();
-        assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("hello", "err\n"));
+    async fn captures_stdout_and_feeds_stdin() {
+        let out = Cmd::new("sh")
+            .args(["-c", "cat; echo err >&2"])
+            .stdin("hello")
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "hello");
     }
 
     #[tokio::test]
     async fn a_failure_names_the_command_code_and_last_stderr() {
-        let err = Cmd::new("sh").args(["-c", "echo one >&2; echo two >&2; exit 3"]).run().await.unwrap_err();
-        assert_eq!(err.to_string(), "`sh -c echo one >&2; echo two >&2; exit 3` failed with exit code 3:\n  one\n  two");
+        let err = Cmd::new("sh")
+            .args(["-c", "echo one >&2; echo two >&2; exit 3"])
+            .run()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`sh -c echo one >&2; echo two >&2; exit 3` failed with exit code 3:\n  one\n  two"
+        );
     }
 
     #[tokio::test]
     async fn a_missing_program_says_how_to_install_it() {
-        let err = Cmd::new("no-such-tool-xyz").install_hint("run scripts/install-it").run().await.unwrap_err();
-        assert_eq!(err.to_string(), "`no-such-tool-xyz` is not installed or not on PATH; run scripts/install-it");
+        let err = Cmd::new("no-such-tool-xyz")
+            .install_hint("run scripts/install-it")
+            .run()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`no-such-tool-xyz` is not installed or not on PATH; run scripts/install-it"
+        );
     }
 
     #[tokio::test]
     async fn streams_stderr_lines_as_they_come() {
         let mut seen = Vec::new();
-        let out = Cmd::new("sh").args(["-c", "echo a >&2; echo out; echo b >&2"]).run_streaming(|l| seen.push(l.to_owned())).await.unwrap();
+        let out = Cmd::new("sh")
+            .args(["-c", "echo a >&2; echo out; echo b >&2"])
+            .run_streaming(|l| seen.push(l.to_owned()))
+            .await
+            .unwrap();
         assert_eq!(seen, ["a", "b"]);
         assert_eq!(out.stdout, "out\n");
     }
 
     #[tokio::test]
     async fn a_hanging_command_times_out() {
-        let err = Cmd::new("sleep").arg("5").timeout(Duration::from_millis(100)).run().await.unwrap_err();
+        let err = Cmd::new("sleep")
+            .arg("5")
+            .timeout(Duration::from_millis(100))
+            .run()
+            .await
+            .unwrap_err();
         assert!(matches!(err, CommandError::TimedOut { .. }), "{err}");
         assert_eq!(err.to_string(), "`sleep 5` did not finish within 100ms");
     }

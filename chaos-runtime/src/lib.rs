@@ -80,3 +80,10 @@ pub mod __private {
     }
     pub use linkme;
 }
+
+/// For `cargo chaos`; not part of the public API.
+#[doc(hidden)]
+pub mod __cli {
+    pub use crate::ownership::Records;
+    pub use crate::provider::kind::{ClusterListing, config, images, list_clusters, remove_leftovers};
+}

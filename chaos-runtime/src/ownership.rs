@@ -23,6 +23,9 @@ pub struct OwnerRecord {
     pub created: u64,
     /// Where its kubeconfig was written.
     pub kubeconfig: Option<PathBuf>,
+    /// Kept on purpose (`CHAOS_KEEP=1`): not a leftover, whatever happened to its owner.
+    #[serde(default)]
+    pub kept: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +50,13 @@ impl OwnerRecord {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             kubeconfig,
+            kept: false,
         }
+    }
+
+    /// A cluster whose owner is gone and that nobody asked to keep.
+    pub fn is_leftover(&self) -> bool {
+        !self.kept && self.owner_state() == OwnerState::Gone
     }
 
     pub fn owner_state(&self) -> OwnerState {
@@ -68,7 +77,11 @@ impl Records {
     /// `$CHAOS_STATE_DIR`, else `$XDG_STATE_HOME/chaos`, else `~/.local/state/chaos`: one place per
     /// user, so `cargo chaos gc` finds every project's leftovers.
     pub fn default_location() -> Self {
-        let env = |key| std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = |key| {
+            std::env::var_os(key)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let base = env("CHAOS_STATE_DIR")
             .or_else(|| env("XDG_STATE_HOME").map(|d| d.join("chaos")))
             .or_else(|| env("HOME").map(|d| d.join(".local/state/chaos")))
@@ -77,7 +90,9 @@ impl Records {
     }
 
     pub fn at(dir: impl Into<PathBuf>) -> Self {
-        Records { dir: dir.into().join("clusters") }
+        Records {
+            dir: dir.into().join("clusters"),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -89,7 +104,8 @@ impl Records {
     }
 
     pub fn write(&self, record: &OwnerRecord) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
         let path = self.path(&record.cluster);
         let temp = path.with_extension("json.tmp");
         std::fs::write(&temp, serde_json::to_vec_pretty(record)?)
@@ -138,8 +154,15 @@ mod tests {
         let mine = OwnerRecord::for_this_process("c1", "kind", None);
         assert_ne!(mine.pid_start, 0);
         assert_eq!(mine.owner_state(), OwnerState::Running);
-        let recycled = OwnerRecord { pid_start: mine.pid_start + 1, ..mine.clone() };
-        assert_eq!(recycled.owner_state(), OwnerState::Gone, "a pid reused by another process");
+        let recycled = OwnerRecord {
+            pid_start: mine.pid_start + 1,
+            ..mine.clone()
+        };
+        assert_eq!(
+            recycled.owner_state(),
+            OwnerState::Gone,
+            "a pid reused by another process"
+        );
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();

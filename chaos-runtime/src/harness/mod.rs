@@ -4,7 +4,7 @@
 mod panics;
 mod plan;
 mod pool;
-mod progress;
+pub(crate) mod progress;
 mod scheduler;
 mod seed;
 pub(crate) mod settings;
@@ -100,7 +100,13 @@ fn run_with(
         return Ok(conclusion.exit_code());
     }
 
-    let provider = provider::select(&settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .thread_name("chaos-worker")
+        .build()?;
+    let topologies: Vec<&chaos_topology::Topology> = groups.iter().map(|g| &g.topology).collect();
+    let provider = runtime.block_on(provider::select(&settings, &topologies))?;
     let run_seed = settings.seed.unwrap_or_else(rand::random);
     say(format!(
         "run seed {run_seed} (CHAOS_SEED={run_seed} repeats it)"
@@ -136,11 +142,6 @@ fn run_with(
         .collect();
     drop(senders);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .thread_name("chaos-worker")
-        .build()?;
     let pool = Arc::new(Pool::new(provider));
     let scheduler = Arc::new(Scheduler {
         pool: pool.clone(),
@@ -166,6 +167,12 @@ fn run_with(
         let _ = scheduled.await;
         if settings.keep {
             for cluster in pool.live() {
+                if let Err(err) = pool.provider.keep(&cluster.provisioned) {
+                    say(format!(
+                        "could not mark cluster {} as kept: {err:#}",
+                        cluster.name
+                    ));
+                }
                 say(pool.provider.how_to_reach(&cluster.provisioned));
             }
         }

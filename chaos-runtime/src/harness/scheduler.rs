@@ -227,7 +227,8 @@ impl Scheduler {
     }
 }
 
-/// `chaos-<label>-<random>`: a name kind accepts (`^[a-z0-9.-]+$`, short enough for hostnames).
+/// `chaos-<label>-<random>`: a name kind accepts (`^[a-z0-9.-]+$`), at most 38 characters so that
+/// `<name>-external-load-balancer` stays a valid hostname.
 fn cluster_name(topology: &Topology) -> String {
     let mut label: String = topology
         .label()
@@ -240,7 +241,7 @@ fn cluster_name(topology: &Topology) -> String {
             }
         })
         .collect();
-    label.truncate(32);
+    label.truncate(27);
     format!(
         "chaos-{}-{:04x}",
         label.trim_end_matches('-'),

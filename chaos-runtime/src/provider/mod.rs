@@ -6,12 +6,13 @@ mod sim;
 
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::Context;
 use chaos_topology::Topology;
 use futures::future::BoxFuture;
 
 use crate::cluster::Node;
 use crate::harness::settings::{ProviderChoice, Settings};
+pub(crate) use kind::KindProvider;
 pub(crate) use sim::SimProvider;
 
 /// A cluster a provider created.
@@ -42,13 +43,22 @@ pub(crate) trait Provider: Send + Sync {
 
     fn destroy<'a>(&'a self, cluster: &'a Provisioned) -> BoxFuture<'a, anyhow::Result<()>>;
 
+    /// Marks a cluster as kept on purpose (`CHAOS_KEEP=1`), so that no clean-up removes it.
+    fn keep(&self, _cluster: &Provisioned) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// What to tell a user who kept this cluster (`CHAOS_KEEP=1`) about reaching and removing it.
     fn how_to_reach(&self, cluster: &Provisioned) -> String;
 }
 
-/// The provider `CHAOS_PROVIDER` asks for. `auto` takes kind where it can run, else the sim, and
-/// says so in one line.
-pub(crate) fn select(settings: &Settings) -> anyhow::Result<Box<dyn Provider>> {
+/// The provider `CHAOS_PROVIDER` asks for, able to make `topologies`. `auto` takes kind where it
+/// can run (the binary, a Docker daemon, and the node images present or pullable), else the sim,
+/// and says which and why in one line.
+pub(crate) async fn select(
+    settings: &Settings,
+    topologies: &[&Topology],
+) -> anyhow::Result<Box<dyn Provider>> {
     let sim = || {
         if settings.reuse {
             eprintln!(
@@ -57,18 +67,50 @@ pub(crate) fn select(settings: &Settings) -> anyhow::Result<Box<dyn Provider>> {
         }
         Box::new(SimProvider::new(settings.sim_provision_delay)) as Box<dyn Provider>
     };
+    let kind = async {
+        let provider = KindProvider::detect().await?;
+        provider.ensure_images(topologies).await?;
+        // What runs that were killed left behind goes first, making room.
+        match kind::remove_leftovers(&provider.records).await {
+            Ok(removed) if !removed.is_empty() => {
+                eprintln!(
+                    "chaos: removed {} cluster(s) left by runs that ended: {}",
+                    removed.len(),
+                    removed.join(", ")
+                )
+            }
+            Ok(_) => {}
+            Err(err) => eprintln!("chaos: could not look for leftover clusters: {err:#}"),
+        }
+        anyhow::Ok(provider)
+    };
     match settings.provider {
         ProviderChoice::Sim => Ok(sim()),
-        ProviderChoice::Kind => bail!(
-            "CHAOS_PROVIDER=kind: the kind provider is not in this build yet; \
-             run with CHAOS_PROVIDER=sim (or unset it) to use the in-memory sim"
-        ),
-        ProviderChoice::Auto => {
-            eprintln!(
-                "chaos: provider sim (in-memory Kubernetes API; the kind provider is not in this \
-                 build yet). Set CHAOS_PROVIDER to choose."
-            );
-            Ok(sim())
-        }
+        ProviderChoice::Kind => Ok(Box::new(kind.await.context("CHAOS_PROVIDER=kind")?)),
+        ProviderChoice::Auto => match kind.await {
+            Ok(provider) => Ok(Box::new(provider)),
+            Err(reason) => {
+                // The outer message says what is missing; the root cause's last line says why.
+                let root = reason.root_cause().to_string();
+                let why = root
+                    .lines()
+                    .rev()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .unwrap_or_default();
+                let what = reason.to_string();
+                let because = match what.lines().next() {
+                    Some(first) if first.trim_end_matches(':') != why => {
+                        format!("{} ({why})", first.trim_end_matches(':'))
+                    }
+                    _ => why.to_owned(),
+                };
+                eprintln!(
+                    "chaos: provider sim (in-memory Kubernetes API), because kind cannot run here: {because}. \
+                     Set CHAOS_PROVIDER to choose."
+                );
+                Ok(sim())
+            }
+        },
     }
 }

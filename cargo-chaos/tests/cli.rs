@@ -1,0 +1,321 @@
+//! Runs the built `cargo-chaos` with a fake `kind` on PATH (or none) and checks what it prints
+//! and how it exits.
+#![cfg(unix)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const DIGEST: &str = "51a1434a5397193442f0be2a297b488b6c919ce8a3931be0ce822606ea5ca245";
+
+/// Directories to use as PATH: one with a `kind` that says it is v0.33.0, one with v0.31.0, one
+/// with none. Made once, before any test starts a process, so that no child inherits a script
+/// still open for writing (which makes exec fail with "text file busy").
+fn paths() -> &'static [PathBuf; 3] {
+    static PATHS: OnceLock<[PathBuf; 3]> = OnceLock::new();
+    PATHS.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cargo-chaos-cli");
+        let dir = |name: &str, kind_version: Option<&str>| {
+            let dir = root.join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            if let Some(line) = kind_version {
+                let script = dir.join("kind");
+                std::fs::write(&script, format!("#!/bin/sh\necho '{line}'\n")).unwrap();
+                std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            dir
+        };
+        [
+            dir("kind-v0.33.0", Some("kind v0.33.0 go1.27.2 linux/amd64")),
+            dir("kind-v0.31.0", Some("kind v0.31.0 go1.25.5 linux/amd64")),
+            dir("no-kind", None),
+        ]
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    V0_33,
+    V0_31,
+    Missing,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_with(kind: Kind, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let path = &paths()[kind as usize];
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-chaos"));
+    command
+        .args(args)
+        .env("PATH", path)
+        .env_remove("CHAOS_KIND_IMAGES");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().unwrap();
+    Run {
+        code: output.status.code().unwrap(),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn run(kind: Kind, args: &[&str]) -> Run {
+    run_with(kind, &[], args)
+}
+
+/// The config's nodes as (role, image without digest), checking every image has a digest.
+fn nodes(yaml: &str) -> Vec<(String, String)> {
+    let config: Value = serde_saphyr::from_str(yaml).unwrap();
+    assert_eq!(config["kind"], "Cluster");
+    assert_eq!(config["apiVersion"], "kind.x-k8s.io/v1alpha4");
+    config["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| {
+            let image = node["image"].as_str().unwrap();
+            let (name, digest) = image.split_once("@sha256:").unwrap();
+            assert_eq!(digest.len(), 64, "{image}");
+            (node["role"].as_str().unwrap().to_owned(), name.to_owned())
+        })
+        .collect()
+}
+
+fn assert_input_error(run: &Run, needle: &str) {
+    assert_eq!(run.code, 2, "stderr: {}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let error: Vec<&&str> = lines.iter().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(error.len(), 1, "{}", run.stderr);
+    assert!(
+        error[0].contains(needle),
+        "{needle:?} not in {}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+const ACCEPTANCE: &[&str] = &[
+    "plan",
+    "--masters",
+    "3",
+    "--workers",
+    "3",
+    "--k8s",
+    "1.29",
+    "--worker-versions",
+    "1.28",
+];
+
+#[test]
+fn plan_prints_a_config_with_per_node_images_and_best_effort_warnings() {
+    let run = run(Kind::V0_33, ACCEPTANCE);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let cp = (
+        "control-plane".to_owned(),
+        "kindest/node:v1.29.14".to_owned(),
+    );
+    let worker = ("worker".to_owned(), "kindest/node:v1.28.15".to_owned());
+    let expected = [&cp, &cp, &cp, &worker, &worker, &worker].map(Clone::clone);
+    assert_eq!(nodes(&run.stdout), expected);
+    assert!(
+        run.stdout.contains("node-monitor-grace-period"),
+        "{}",
+        run.stdout
+    );
+    let warnings: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "{}", run.stderr);
+    assert!(warnings[0].starts_with("warning: kindest/node:v1.29.14 was built for kind v0.27.0"));
+    assert!(warnings[1].starts_with("warning: kindest/node:v1.28.15 was built for kind v0.25.0"));
+    assert!(warnings.iter().all(|w| w.contains("best-effort")));
+}
+
+#[test]
+fn cargo_passes_the_subcommand_name_first() {
+    let mut args = vec!["chaos"];
+    args.extend_from_slice(ACCEPTANCE);
+    let as_subcommand = run(Kind::V0_33, &args);
+    assert_eq!(as_subcommand.code, 0, "{}", as_subcommand.stderr);
+    assert_eq!(as_subcommand.stdout, run(Kind::V0_33, ACCEPTANCE).stdout);
+}
+
+#[test]
+fn without_kind_it_plans_for_the_newest_known_release_and_says_so() {
+    let run = run(Kind::Missing, &["plan", "--k8s", "1.35", "--workers", "2"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`kind` is not installed or not on PATH"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("scripts/install-kind.sh"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("planning for kind v0.33.0"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        nodes(&run.stdout)
+            .iter()
+            .all(|(_, image)| image == "kindest/node:v1.35.8")
+    );
+    assert!(
+        run.stdout
+            .starts_with("# kind config for a 1m2w-k8s1.35 cluster, for kind v0.33.0")
+    );
+}
+
+#[test]
+fn plan_uses_the_release_of_the_kind_on_path() {
+    let run = run(Kind::V0_31, &["plan", "--k8s", "1.35", "--name", "c1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    assert_eq!(nodes(&run.stdout)[0].1, "kindest/node:v1.35.0");
+    assert!(run.stdout.contains("name: c1"), "{}", run.stdout);
+    // --kind-release overrides it.
+    let run = run_with(Kind::V0_31, &[], &["plan", "--kind-release", "v0.33.0"]);
+    assert_eq!(nodes(&run.stdout)[0].1, "kindest/node:v1.35.8");
+}
+
+#[test]
+fn v1beta4_nodes_get_versioned_patches() {
+    let run = run(
+        Kind::V0_33,
+        &["plan", "--k8s", "1.36", "--worker-versions", "1.35"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("apiVersion: kubeadm.k8s.io/v1beta4"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("apiVersion: kubeadm.k8s.io/v1beta3"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("name: node-monitor-grace-period"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn keep_default_timings_drops_the_patches() {
+    let run = run(Kind::V0_33, &["plan", "--keep-default-timings"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stdout.contains("kubeadmConfigPatches"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(nodes(&run.stdout).len(), 2);
+}
+
+#[test]
+fn a_pinned_image_replaces_the_table() {
+    let pins = format!("1.29=kindest/node:v1.29.2@sha256:{DIGEST}");
+    let env = [("CHAOS_KIND_IMAGES", pins.as_str())];
+    let run = run_with(
+        Kind::V0_33,
+        &env,
+        &["plan", "--k8s", "1.29", "--workers", "0"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("kindest/node:v1.29.2@sha256:{DIGEST}"))
+    );
+    let run = run_with(Kind::V0_33, &env, &["versions"]);
+    assert!(
+        run.stdout.contains("Pinned with CHAOS_KIND_IMAGES:"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn bad_input_is_one_error_line_and_exit_code_2() {
+    let unknown = run(Kind::V0_33, &["plan", "--k8s", "1.12", "--workers", "0"]);
+    assert_input_error(&unknown, "no kind node image for Kubernetes 1.12");
+    assert_input_error(&unknown, "CHAOS_KIND_IMAGES=1.12=");
+    assert_input_error(
+        &run(Kind::V0_33, &["plan", "--k8s", "1.x"]),
+        "--k8s: `1.x` is not",
+    );
+    assert_input_error(
+        &run(
+            Kind::V0_33,
+            &["plan", "--k8s", "1.28", "--worker-versions", "1.29"],
+        ),
+        "newer --k8s",
+    );
+    assert_input_error(
+        &run(
+            Kind::V0_33,
+            &["plan", "--workers", "3", "--worker-versions", "1.35,1.35"],
+        ),
+        "--worker-versions has 2 entries for 3 nodes",
+    );
+    assert_input_error(&run(Kind::V0_33, &["plan", "--name", "Chaos"]), "--name");
+    let long = "c".repeat(41);
+    assert_input_error(&run(Kind::V0_33, &["plan", "--name", &long]), "at most 40");
+    assert_input_error(
+        &run_with(Kind::V0_33, &[("CHAOS_KIND_IMAGES", "1.29")], &["plan"]),
+        "CHAOS_KIND_IMAGES: `1.29` is not VERSION=IMAGE",
+    );
+    assert_input_error(
+        &run(Kind::V0_31, &["plan", "--k8s", "1.37"]),
+        "needs kind v0.32.0 or newer",
+    );
+    // Usage errors are clap's, with the same exit code.
+    assert_eq!(run(Kind::V0_33, &["plan", "--masters", "x"]).code, 2);
+    assert_eq!(run(Kind::V0_33, &["nonsense"]).code, 2);
+}
+
+#[test]
+fn versions_separates_supported_from_best_effort_images() {
+    let run = run(Kind::V0_33, &["versions"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let (supported, best_effort) = run.stdout.split_once("\n\n").unwrap();
+    assert!(
+        supported.starts_with("Supported by kind v0.33.0:\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(supported.contains("1.37.0"), "{supported}");
+    assert!(
+        supported.contains("kindest/node:v1.34.11@sha256:44e222ee"),
+        "{supported}"
+    );
+    assert!(!supported.contains("1.29.14"), "{supported}");
+    assert!(best_effort.starts_with("Best effort"), "{best_effort}");
+    let line = best_effort.lines().find(|l| l.contains("1.29.14")).unwrap();
+    assert!(line.contains("kind v0.27.0"), "{line}");
+    assert!(!best_effort.contains("1.35.8"), "{best_effort}");
+
+    let run = run_with(Kind::V0_31, &[], &["chaos", "versions"]);
+    let (supported, best_effort) = run.stdout.split_once("\n\n").unwrap();
+    assert!(supported.contains("1.35.0"), "{supported}");
+    assert!(best_effort.contains("1.36.4"), "{best_effort}");
+    assert!(
+        !run.stdout.contains("1.37.0"),
+        "kind v0.31 cannot run 1.37: {}",
+        run.stdout
+    );
+}

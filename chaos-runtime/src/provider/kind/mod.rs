@@ -1,0 +1,425 @@
+//! The kind provider: real clusters whose nodes are Docker containers, driven through the `kind`
+//! and `docker` CLIs.
+
+pub mod config;
+pub mod images;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chaos_topology::Topology;
+use futures::future::BoxFuture;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use super::{Provider, Provisioned};
+use crate::cluster::Node;
+use crate::command::{Cmd, CommandError};
+use crate::harness::progress::{reporting, say};
+use crate::health;
+use crate::ownership::{OwnerRecord, Records};
+use config::ConfigOptions;
+use images::{ImagePins, KindRelease, NodeImage};
+
+const KIND_INSTALL_HINT: &str = "run scripts/install-kind.sh (or install kind: https://kind.sigs.k8s.io), or set CHAOS_KIND to its path";
+const DOCKER_HINT: &str = "install Docker and start its daemon";
+/// kind's own creation, image pulls included.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// Workers joining and every node Ready after kind returns (its `--wait` covers control planes only).
+const READY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+pub(crate) struct KindProvider {
+    kind: String,
+    release: KindRelease,
+    pins: ImagePins,
+    options: ConfigOptions,
+    pub(super) records: Records,
+    /// Kubeconfigs and failure logs: `<target>/chaos/kind/`.
+    work_dir: PathBuf,
+    /// Best-effort warnings already printed, to say each once.
+    warned: Mutex<BTreeSet<String>>,
+}
+
+impl KindProvider {
+    /// Finds kind and a running Docker daemon; the error says which is missing and what to do.
+    pub async fn detect() -> anyhow::Result<Self> {
+        let kind = kind_binary();
+        let version = Cmd::new(&kind)
+            .arg("version")
+            .install_hint(KIND_INSTALL_HINT)
+            .run()
+            .await?;
+        let release = images::parse_kind_version(&version.stdout).with_context(|| {
+            format!(
+                "`{kind} version` printed {:?}, not a kind version",
+                version.stdout.trim()
+            )
+        })?;
+        match Cmd::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .install_hint(DOCKER_HINT)
+            .run()
+            .await
+        {
+            Ok(_) => {}
+            Err(err @ CommandError::NotFound { .. }) => return Err(err.into()),
+            Err(err) => bail!(
+                "the Docker daemon is not reachable ({err}); start it (e.g. `sudo systemctl start docker`)"
+            ),
+        }
+        Ok(KindProvider {
+            kind,
+            release,
+            pins: ImagePins::from_env()?,
+            options: config_options_from_env()?,
+            records: Records::default_location(),
+            work_dir: target_dir().join("chaos").join("kind"),
+            warned: Mutex::default(),
+        })
+    }
+
+    /// The node image of every node, in topology order; fails before anything is created.
+    fn node_images(&self, topology: &Topology) -> anyhow::Result<Vec<NodeImage>> {
+        topology
+            .nodes()
+            .iter()
+            .map(|node| {
+                let image = images::resolve(node.version, self.release, &self.pins)?;
+                if let Some(warning) = image.warning()
+                    && self
+                        .warned
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(warning.clone())
+                {
+                    say(&warning);
+                }
+                Ok(image)
+            })
+            .collect()
+    }
+
+    /// Makes sure every node image these topologies need is in Docker, pulling what is missing.
+    /// `Err` says which image could not be had and why: kind cannot run here.
+    pub async fn ensure_images(&self, topologies: &[&Topology]) -> anyhow::Result<()> {
+        let mut wanted = BTreeSet::new();
+        for topology in topologies {
+            wanted.extend(self.node_images(topology)?.into_iter().map(|i| i.image));
+        }
+        for image in wanted {
+            if Cmd::new("docker")
+                .args(["image", "inspect", "--format", "{{.Id}}", &image])
+                .run()
+                .await
+                .is_ok()
+            {
+                continue;
+            }
+            say(format!("pulling node image {image}"));
+            let pull = Cmd::new("docker")
+                .args(["pull", &image])
+                .timeout(CREATE_TIMEOUT);
+            reporting(&format!("still pulling {image}"), pull.run())
+                .await
+                .with_context(|| {
+                    format!("node image {image} is not in Docker and cannot be pulled")
+                })?;
+        }
+        Ok(())
+    }
+
+    fn kubeconfig_path(&self, cluster: &str) -> PathBuf {
+        self.work_dir.join(format!("{cluster}.kubeconfig"))
+    }
+
+    async fn client(&self, cluster: &str, path: &Path) -> anyhow::Result<kube::Client> {
+        let kubeconfig =
+            Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+        let options = KubeConfigOptions {
+            context: Some(format!("kind-{cluster}")),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    async fn create_cluster(&self, name: &str, topology: &Topology) -> anyhow::Result<Provisioned> {
+        config::check_cluster_name(name).map_err(anyhow::Error::msg)?;
+        let images = self.node_images(topology)?;
+        let config = config::render(name, topology, &images, &self.options, self.release)?;
+        let kubeconfig = self.kubeconfig_path(name);
+        std::fs::create_dir_all(&self.work_dir)
+            .with_context(|| format!("creating {}", self.work_dir.display()))?;
+        // Recorded before creation: a run killed halfway still leaves a record for `gc`.
+        self.records.write(&OwnerRecord::for_this_process(
+            name,
+            "kind",
+            Some(kubeconfig.clone()),
+        ))?;
+
+        let create = Cmd::new(&self.kind)
+            .args([
+                "create", "cluster", "--name", name, "--config", "-", "--retain", "--wait", "0s",
+            ])
+            .arg("--kubeconfig")
+            .arg(kubeconfig.display().to_string())
+            .stdin(config)
+            .timeout(CREATE_TIMEOUT);
+        let created = create
+            .run_streaming(|line| say(format!("{name}: {}", line.trim())))
+            .await;
+        if let Err(err) = created {
+            let logs = self.export_logs(name).await;
+            bail!("kind could not create cluster {name}: {err}\n{logs}");
+        }
+
+        let nodes: Vec<Node> = topology
+            .nodes()
+            .iter()
+            .zip(topology.node_names(name))
+            .zip(&images)
+            .map(|((spec, node_name), image)| Node {
+                name: node_name,
+                role: spec.role,
+                version: spec.version,
+                kubelet_version: image.kubelet_version.clone(),
+            })
+            .collect();
+        let client = self.client(name, &kubeconfig).await?;
+        let ready = reporting(
+            &format!("waiting for every node of {name} to be Ready"),
+            health::wait_healthy(client.clone(), &nodes, READY_TIMEOUT),
+        )
+        .await;
+        if let Err(err) = ready {
+            let logs = self.export_logs(name).await;
+            bail!(
+                "cluster {name} was created but its nodes did not all become Ready: {err}\n{logs}"
+            );
+        }
+        Ok(Provisioned {
+            name: name.to_owned(),
+            client,
+            nodes,
+        })
+    }
+
+    /// Saves kind's logs of a cluster that failed, and says where (or why not).
+    async fn export_logs(&self, cluster: &str) -> String {
+        let dir = self.work_dir.join("logs").join(cluster);
+        let export = Cmd::new(&self.kind).args([
+            "export",
+            "logs",
+            &dir.display().to_string(),
+            "--name",
+            cluster,
+        ]);
+        match export.timeout(Duration::from_secs(120)).run().await {
+            Ok(_) => format!("kind's logs of the cluster are in {}", dir.display()),
+            Err(err) => format!("kind's logs could not be saved: {err}"),
+        }
+    }
+
+    async fn delete_cluster(&self, name: &str) -> anyhow::Result<()> {
+        let kubeconfig = self.kubeconfig_path(name);
+        Cmd::new(&self.kind)
+            .args([
+                "delete",
+                "cluster",
+                "--name",
+                name,
+                "--kubeconfig",
+                &kubeconfig.display().to_string(),
+            ])
+            .timeout(Duration::from_secs(120))
+            .run()
+            .await
+            .with_context(|| {
+                format!("remove it by hand with `kind delete cluster --name {name}`")
+            })?;
+        let _ = std::fs::remove_file(&kubeconfig);
+        self.records.remove(name)
+    }
+}
+
+impl Provider for KindProvider {
+    fn name(&self) -> &'static str {
+        "kind"
+    }
+
+    fn memory_per_cluster(&self, topology: &Topology) -> u64 {
+        // kubeadm asks for 2 GB per node; an idle kind control plane uses about 1 GB, a worker
+        // about 300 MB (kind #1407 and component measurements in the notes).
+        let masters = topology.masters() as u64;
+        let workers = topology.workers() as u64;
+        (masters * 1024 + workers * 300) << 20
+    }
+
+    fn health_timeout(&self) -> Duration {
+        // A node brought back by a heal needs its kubelet to post Ready again.
+        Duration::from_secs(120)
+    }
+
+    fn create<'a>(
+        &'a self,
+        name: &'a str,
+        topology: &'a Topology,
+    ) -> BoxFuture<'a, anyhow::Result<Provisioned>> {
+        Box::pin(async move {
+            let created = self.create_cluster(name, topology).await;
+            if created.is_err() {
+                // Nothing of a failed creation is left behind.
+                if let Err(err) = self.delete_cluster(name).await {
+                    say(format!(
+                        "could not clean up after the failed creation of {name}: {err:#}"
+                    ));
+                }
+            }
+            created
+        })
+    }
+
+    fn destroy<'a>(&'a self, cluster: &'a Provisioned) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.delete_cluster(&cluster.name))
+    }
+
+    fn keep(&self, cluster: &Provisioned) -> anyhow::Result<()> {
+        let mut record = OwnerRecord::for_this_process(
+            &cluster.name,
+            "kind",
+            Some(self.kubeconfig_path(&cluster.name)),
+        );
+        record.kept = true;
+        self.records.write(&record)
+    }
+
+    fn how_to_reach(&self, cluster: &Provisioned) -> String {
+        let kubeconfig = self.kubeconfig_path(&cluster.name);
+        format!(
+            "kept kind cluster {name}: kubectl --kubeconfig {kc} get nodes; remove it with \
+             `kind delete cluster --name {name}`",
+            name = cluster.name,
+            kc = kubeconfig.display()
+        )
+    }
+}
+
+/// `CHAOS_KIND_DEFAULT_TIMINGS=1` keeps Kubernetes' node-failure timings instead of the fast ones.
+fn config_options_from_env() -> anyhow::Result<ConfigOptions> {
+    let keep_defaults = match std::env::var("CHAOS_KIND_DEFAULT_TIMINGS")
+        .as_deref()
+        .map(str::trim)
+    {
+        Err(_) | Ok("") | Ok("0") => false,
+        Ok("1") => true,
+        Ok(other) => bail!("CHAOS_KIND_DEFAULT_TIMINGS={other} is not a switch; use 1 or 0"),
+    };
+    Ok(ConfigOptions {
+        fast_failure_detection: !keep_defaults,
+    })
+}
+
+/// `$CHAOS_KIND`, else `kind` on PATH, else the copy `scripts/install-kind.sh` caches.
+fn kind_binary() -> String {
+    if let Some(path) = std::env::var_os("CHAOS_KIND").filter(|p| !p.is_empty()) {
+        return path.to_string_lossy().into_owned();
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("kind").is_file()));
+    let cached = cache_dir().join("kind/usr/bin/kind");
+    match (on_path, cached.is_file()) {
+        (false, true) => cached.display().to_string(),
+        _ => "kind".to_owned(),
+    }
+}
+
+/// `$CHAOS_CACHE`, else `~/.cache/chaos`: where the project's scripts keep what they install.
+pub(crate) fn cache_dir() -> PathBuf {
+    let env = |key| {
+        std::env::var_os(key)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("CHAOS_CACHE")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("chaos")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache/chaos")))
+        .unwrap_or_else(|| std::env::temp_dir().join("chaos-cache"))
+}
+
+/// Cargo's target directory of the running test binary (the ancestor with cargo's
+/// `CACHEDIR.TAG`), else the system's temporary directory.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// A cluster kind knows, and what this project knows of it.
+pub struct ClusterListing {
+    pub name: String,
+    /// `None`: not made by this project (or its record was lost).
+    pub record: Option<OwnerRecord>,
+}
+
+/// Every kind cluster, with this project's record of it where there is one; records of clusters
+/// kind no longer has are listed too (their cluster is gone).
+pub async fn list_clusters(
+    records: &Records,
+) -> anyhow::Result<(Vec<ClusterListing>, Vec<OwnerRecord>)> {
+    let out = Cmd::new(kind_binary())
+        .args(["get", "clusters"])
+        .install_hint(KIND_INSTALL_HINT)
+        .run()
+        .await?;
+    let names: Vec<String> = out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let all = records.all();
+    let listings = names
+        .iter()
+        .map(|name| ClusterListing {
+            name: name.clone(),
+            record: all.iter().find(|r| &r.cluster == name).cloned(),
+        })
+        .collect();
+    let stale = all
+        .into_iter()
+        .filter(|r| !names.contains(&r.cluster))
+        .collect();
+    Ok((listings, stale))
+}
+
+/// Deletes the clusters this project made whose owner is gone (and that were not kept), and
+/// forgets records of clusters kind no longer has. Returns what it removed.
+pub async fn remove_leftovers(records: &Records) -> anyhow::Result<Vec<String>> {
+    let (listings, stale) = list_clusters(records).await?;
+    let mut removed = Vec::new();
+    for listing in listings {
+        let Some(record) = listing.record.filter(OwnerRecord::is_leftover) else {
+            continue;
+        };
+        Cmd::new(kind_binary())
+            .args(["delete", "cluster", "--name", &record.cluster])
+            .timeout(Duration::from_secs(120))
+            .run()
+            .await
+            .with_context(|| format!("deleting leftover cluster {}", record.cluster))?;
+        if let Some(kubeconfig) = &record.kubeconfig {
+            let _ = std::fs::remove_file(kubeconfig);
+        }
+        records.remove(&record.cluster)?;
+        removed.push(record.cluster);
+    }
+    for record in stale.into_iter().filter(OwnerRecord::is_leftover) {
+        records.remove(&record.cluster)?;
+    }
+    Ok(removed)
+}
