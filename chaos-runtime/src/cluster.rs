@@ -66,6 +66,13 @@ impl Cluster {
         self.nodes().iter().find(|n| n.name == name)
     }
 
+    /// The Docker-level fault ledger of a kind cluster's nodes (`None` on the sim): stop, kill,
+    /// pause, kubelet stop, partitions, netem. Whatever a test leaves in it is undone by the
+    /// heal before the next test.
+    pub fn docker_faults(&self) -> Option<&crate::docker::FaultLedger> {
+        self.shared.provisioned.docker_faults.as_deref()
+    }
+
     /// A client for the cluster's API (a clone: cheap).
     pub fn client(&self) -> kube::Client {
         self.shared.provisioned.client.clone()

@@ -85,5 +85,7 @@ pub mod __private {
 #[doc(hidden)]
 pub mod __cli {
     pub use crate::ownership::Records;
-    pub use crate::provider::kind::{ClusterListing, config, images, list_clusters, remove_leftovers};
+    pub use crate::provider::kind::{
+        ClusterListing, config, images, list_clusters, remove_leftovers,
+    };
 }

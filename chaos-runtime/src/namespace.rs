@@ -11,7 +11,13 @@ use crate::wait;
 
 /// A DNS-1123 label for a test: `chaos-<test name>-<seed>`, at most 63 characters.
 pub(crate) fn name_for(test: &str, seed: u64) -> String {
-    let mut base: String = test
+    format!("chaos-{}-{:08x}", dns_label_part(test, 45), seed as u32)
+}
+
+/// `text` as part of a DNS label or a kind cluster name: lowercase letters, digits and single
+/// dashes, at most `max` characters, no dash at either end.
+pub(crate) fn dns_label_part(text: &str, max: usize) -> String {
+    let mapped: String = text
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -21,13 +27,13 @@ pub(crate) fn name_for(test: &str, seed: u64) -> String {
             }
         })
         .collect();
-    base.truncate(45);
-    let base = base
+    let mut part = mapped
         .split('-')
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join("-");
-    format!("chaos-{base}-{:08x}", seed as u32)
+    part.truncate(max);
+    part.trim_end_matches('-').to_owned()
 }
 
 pub(crate) async fn create(client: kube::Client, name: &str) -> anyhow::Result<()> {

@@ -217,7 +217,12 @@ impl Scheduler {
     async fn heal_and_check(&self, cluster: &SharedCluster, namespace: &str) -> Result<(), String> {
         let client = cluster.provisioned.client.clone();
         let timeout = self.pool.provider.health_timeout();
-        // Faults the test left are undone here once faults exist (their ledger comes with them).
+        if let Some(faults) = &cluster.provisioned.docker_faults {
+            faults
+                .heal()
+                .await
+                .map_err(|err| format!("its faults could not all be undone: {err}"))?;
+        }
         namespace::remove(client.clone(), namespace, timeout)
             .await
             .map_err(|err| format!("its namespace could not be removed: {err:#}"))?;
@@ -230,23 +235,8 @@ impl Scheduler {
 /// `chaos-<label>-<random>`: a name kind accepts (`^[a-z0-9.-]+$`), at most 38 characters so that
 /// `<name>-external-load-balancer` stays a valid hostname.
 fn cluster_name(topology: &Topology) -> String {
-    let mut label: String = topology
-        .label()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    label.truncate(27);
-    format!(
-        "chaos-{}-{:04x}",
-        label.trim_end_matches('-'),
-        rand::random::<u16>()
-    )
+    let label = namespace::dns_label_part(&topology.label(), 27);
+    format!("chaos-{label}-{:04x}", rand::random::<u16>())
 }
 
 /// The error and its causes, one per line, as `anyhow` prints them with `{:#}` but readable.

@@ -4,6 +4,7 @@
 pub(crate) mod kind;
 mod sim;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use chaos_topology::Topology;
 use futures::future::BoxFuture;
 
 use crate::cluster::Node;
+use crate::docker::FaultLedger;
 use crate::harness::settings::{ProviderChoice, Settings};
 pub(crate) use kind::KindProvider;
 pub(crate) use sim::SimProvider;
@@ -20,6 +22,8 @@ pub(crate) struct Provisioned {
     pub name: String,
     pub client: kube::Client,
     pub nodes: Vec<Node>,
+    /// Docker-level faults on its nodes, undone by the heal between tests (kind only).
+    pub docker_faults: Option<Arc<FaultLedger>>,
 }
 
 pub(crate) trait Provider: Send + Sync {
@@ -70,6 +74,11 @@ pub(crate) async fn select(
     let kind = async {
         let provider = KindProvider::detect().await?;
         provider.ensure_images(topologies).await?;
+        if settings.reuse {
+            eprintln!(
+                "chaos: CHAOS_REUSE=1 is not supported by the kind provider yet: clusters are created fresh"
+            );
+        }
         // What runs that were killed left behind goes first, making room.
         match kind::remove_leftovers(&provider.records).await {
             Ok(removed) if !removed.is_empty() => {

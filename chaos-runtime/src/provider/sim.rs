@@ -70,6 +70,7 @@ impl Provider for SimProvider {
                 name: name.to_owned(),
                 client: server.client(),
                 nodes,
+                docker_faults: None,
             })
         })
     }

@@ -6,7 +6,7 @@ pub mod images;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -17,6 +17,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use super::{Provider, Provisioned};
 use crate::cluster::Node;
 use crate::command::{Cmd, CommandError};
+use crate::docker::{Docker, FaultLedger};
 use crate::harness::progress::{reporting, say};
 use crate::health;
 use crate::ownership::{OwnerRecord, Records};
@@ -203,6 +204,7 @@ impl KindProvider {
             name: name.to_owned(),
             client,
             nodes,
+            docker_faults: Some(Arc::new(FaultLedger::new(Docker::new()))),
         })
     }
 

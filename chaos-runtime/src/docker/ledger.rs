@@ -1,0 +1,353 @@
+//! The fault ledger: every fault applied to a cluster's node containers is recorded with what
+//! undoes it, so that a test can undo one fault, and the harness can heal whatever is left.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::faults::{self, NodeFault, Undo};
+use super::nodes::NodeContainer;
+use super::{Docker, DockerError, DockerErrorKind, netem, partition};
+
+/// Ids are unique in the process, so partition rules of two ledgers never share a comment.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Names one recorded fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FaultId(u64);
+
+impl fmt::Display for FaultId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A fault that is in effect, for messages and the timeline: `#3 stop chaos-1-worker`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultDescription {
+    pub id: FaultId,
+    pub fault: NodeFault,
+    /// Every node the fault touches (for a partition: both sides).
+    pub nodes: Vec<String>,
+}
+
+impl fmt::Display for FaultDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.fault {
+            NodeFault::Partition { .. } => write!(f, "{} {}", self.id, self.fault),
+            _ => write!(f, "{} {} {}", self.id, self.fault, self.nodes.join(", ")),
+        }
+    }
+}
+
+/// Faults that could not be undone, each with its error. Healing goes on past each failure.
+#[derive(Debug)]
+pub struct HealError {
+    pub failures: Vec<(FaultDescription, DockerError)>,
+}
+
+impl fmt::Display for HealError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.failures.len();
+        write!(
+            f,
+            "could not undo {count} fault{}:",
+            if count == 1 { "" } else { "s" }
+        )?;
+        for (fault, error) in &self.failures {
+            let error = error.to_string().replace('\n', "\n    ");
+            write!(f, "\n  {fault}: {error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for HealError {}
+
+struct Record {
+    description: FaultDescription,
+    undo: Undo,
+}
+
+/// Applies faults to node containers and remembers how to undo each, in order.
+///
+/// Every operation names a node by its container name. [`FaultLedger::heal`] undoes whatever is
+/// still in effect, newest first, and goes on past failures.
+pub struct FaultLedger {
+    docker: Docker,
+    records: Mutex<Vec<Record>>,
+}
+
+impl FaultLedger {
+    pub fn new(docker: Docker) -> Self {
+        FaultLedger {
+            docker,
+            records: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// `docker stop`: the node gets kind's STOPSIGNAL (SIGRTMIN+3, systemd shuts kubelet and
+    /// containerd down; pods are killed, not evicted) and SIGKILL after 10 s. Undone by `docker
+    /// start`.
+    ///
+    /// Docker disables the restart policy of a container stopped by hand, so the node stays down
+    /// until started. A started node may get another IP (docker assigns them in start order);
+    /// kind's entrypoint rewrites the node's own old IP, so workers come back, but an HA
+    /// control plane may not (etcd peers are IPs, kind#1689): stop workers where you can.
+    pub async fn stop(&self, node: &str) -> Result<FaultId, DockerError> {
+        self.docker.run(Some(node), &["stop", node]).await?;
+        Ok(self.record(NodeFault::Stop, &[node], Undo::Start(node.to_owned())))
+    }
+
+    /// `docker kill`: SIGKILL to every process of the node, no shutdown. Undone by `docker start`;
+    /// the caveats of [`FaultLedger::stop`] apply.
+    pub async fn kill(&self, node: &str) -> Result<FaultId, DockerError> {
+        self.docker.run(Some(node), &["kill", node]).await?;
+        Ok(self.record(NodeFault::Kill, &[node], Undo::Start(node.to_owned())))
+    }
+
+    /// `docker start`. If the node was down, it boots afresh (kubelet started, a new network
+    /// namespace without netem or partition rules), so the stop, kill, kubelet-stop and netem
+    /// faults recorded for it are no longer in effect and leave the ledger.
+    pub async fn start(&self, node: &str) -> Result<(), DockerError> {
+        let was_running = self.docker.node(node).await?.running;
+        self.docker.run(Some(node), &["start", node]).await?;
+        if !was_running {
+            self.forget_node_state(node);
+        }
+        Ok(())
+    }
+
+    /// `docker restart`: a reboot. Like [`FaultLedger::start`] of a node that was down, it ends the
+    /// node's stop, kill, kubelet-stop and netem faults. The node may come back with another IP.
+    pub async fn restart(&self, node: &str) -> Result<(), DockerError> {
+        self.docker.run(Some(node), &["restart", node]).await?;
+        self.forget_node_state(node);
+        Ok(())
+    }
+
+    /// `docker pause`: every process of the node frozen (cgroup freezer); peers see silence, and
+    /// nothing can be exec'd in it. Undone by `docker unpause`.
+    pub async fn pause(&self, node: &str) -> Result<FaultId, DockerError> {
+        self.docker.run(Some(node), &["pause", node]).await?;
+        Ok(self.record(NodeFault::Pause, &[node], Undo::Unpause(node.to_owned())))
+    }
+
+    /// `docker unpause`; ends the node's pause faults.
+    pub async fn unpause(&self, node: &str) -> Result<(), DockerError> {
+        faults::unpause(&self.docker, node).await?;
+        self.forget(|d| d.nodes == [node] && d.fault == NodeFault::Pause);
+        Ok(())
+    }
+
+    /// `systemctl stop kubelet` in the node: it goes NotReady after the node-monitor grace period
+    /// while its pods keep running. Undone by `systemctl start kubelet`.
+    pub async fn kubelet_stop(&self, node: &str) -> Result<FaultId, DockerError> {
+        faults::kubelet(&self.docker, node, "stop").await?;
+        Ok(self.record(
+            NodeFault::KubeletStop,
+            &[node],
+            Undo::KubeletStart(node.to_owned()),
+        ))
+    }
+
+    /// `systemctl start kubelet` in the node; ends its kubelet-stop faults.
+    pub async fn kubelet_start(&self, node: &str) -> Result<(), DockerError> {
+        faults::kubelet(&self.docker, node, "start").await?;
+        self.forget(|d| d.nodes == [node] && d.fault == NodeFault::KubeletStop);
+        Ok(())
+    }
+
+    /// Cuts every node of `a` from every node of `b`, both directions, with iptables rules in the
+    /// nodes (see the `partition` module: our own chain, nothing else touched). Nodes on the same
+    /// side still reach each other. All or nothing: if a node fails, no rule is left anywhere.
+    ///
+    /// The rules match the nodes' current addresses; a node restarted meanwhile may come back
+    /// with another address, which is then not cut.
+    pub async fn partition(&self, a: &[&str], b: &[&str]) -> Result<FaultId, DockerError> {
+        let a = self.nodes(a).await?;
+        let b = self.nodes(b).await?;
+        self.partition_nodes(&a, &b).await
+    }
+
+    /// Cuts `node` from every other container of its cluster (the HA load balancer included)
+    /// that is running now.
+    pub async fn isolate(&self, node: &str) -> Result<FaultId, DockerError> {
+        let target = self.docker.node(node).await?;
+        let mut others = self.docker.cluster_containers(&target.cluster).await?;
+        others.retain(|n| n.name != target.name && n.running);
+        self.partition_nodes(&[target], &others).await
+    }
+
+    /// Delays and/or drops every packet the node sends on `eth0`, with `tc qdisc replace dev eth0
+    /// root netem …` (replacing an earlier netem on the node). Undone by `tc qdisc del dev eth0
+    /// root`. Needs the host kernel's `sch_netem`: if `tc` does not know netem, `modprobe
+    /// sch_netem` is tried in the node, and if that fails too the error
+    /// ([`DockerErrorKind::NetemUnavailable`]) says so.
+    pub async fn netem(
+        &self,
+        node: &str,
+        delay: Option<Duration>,
+        loss_percent: Option<f64>,
+    ) -> Result<FaultId, DockerError> {
+        netem::apply(&self.docker, node, delay, loss_percent).await?;
+        let fault = NodeFault::Netem {
+            delay,
+            loss_percent,
+        };
+        Ok(self.record(fault, &[node], Undo::RemoveNetem(node.to_owned())))
+    }
+
+    /// Undoes one fault. A fault no longer in effect (undone, or ended by a start) is fine. If the
+    /// undo fails, the fault stays recorded, so that [`FaultLedger::heal`] tries again.
+    pub async fn undo(&self, id: FaultId) -> Result<(), HealError> {
+        let Some(record) = self.take(id) else {
+            return Ok(());
+        };
+        let errors = record.undo.run(&self.docker).await;
+        if errors.is_empty() {
+            return Ok(());
+        }
+        let failures = errors
+            .into_iter()
+            .map(|e| (record.description.clone(), e))
+            .collect();
+        self.put_back(record);
+        Err(HealError { failures })
+    }
+
+    /// Undoes every fault in effect, newest first, going on past failures and reporting them
+    /// all. Afterwards the ledger is empty, and no partition rule or netem qdisc of ours is left
+    /// on any node that still exists.
+    pub async fn heal(&self) -> Result<(), HealError> {
+        let records = std::mem::take(&mut *self.records());
+        let mut failures = Vec::new();
+        for record in records.into_iter().rev() {
+            let errors = record.undo.run(&self.docker).await;
+            failures.extend(errors.into_iter().map(|e| (record.description.clone(), e)));
+        }
+        match failures.is_empty() {
+            true => Ok(()),
+            false => Err(HealError { failures }),
+        }
+    }
+
+    /// The faults in effect, oldest first.
+    pub fn active(&self) -> Vec<FaultDescription> {
+        self.records()
+            .iter()
+            .map(|r| r.description.clone())
+            .collect()
+    }
+
+    async fn nodes(&self, names: &[&str]) -> Result<Vec<NodeContainer>, DockerError> {
+        futures::future::try_join_all(names.iter().map(|n| self.docker.node(n))).await
+    }
+
+    async fn partition_nodes(
+        &self,
+        a: &[NodeContainer],
+        b: &[NodeContainer],
+    ) -> Result<FaultId, DockerError> {
+        check_sides(a, b)?;
+        let id = next_id();
+        let comment = format!("chaos-fault-{}-{}", std::process::id(), id.0);
+        let rules = partition::plan(&self.docker, a, b, &comment).await?;
+        let applied =
+            futures::future::join_all(rules.iter().map(|r| partition::apply(&self.docker, r)))
+                .await;
+        if let Some(error) = applied.into_iter().find_map(Result::err) {
+            // Leave nothing half-applied behind; the apply error is the one worth reporting.
+            Undo::RemoveRules(rules).run(&self.docker).await;
+            return Err(error);
+        }
+        let names =
+            |side: &[NodeContainer]| side.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+        let fault = NodeFault::Partition {
+            a: names(a),
+            b: names(b),
+        };
+        let nodes = [names(a), names(b)].concat();
+        self.push(Record {
+            description: FaultDescription { id, fault, nodes },
+            undo: Undo::RemoveRules(rules),
+        });
+        Ok(id)
+    }
+
+    fn record(&self, fault: NodeFault, nodes: &[&str], undo: Undo) -> FaultId {
+        let id = next_id();
+        let nodes = nodes.iter().map(|n| n.to_string()).collect();
+        self.push(Record {
+            description: FaultDescription { id, fault, nodes },
+            undo,
+        });
+        id
+    }
+
+    /// Drops the faults a fresh boot of `node` ends: stop, kill, kubelet stop, netem.
+    fn forget_node_state(&self, node: &str) {
+        self.forget(|d| {
+            d.nodes == [node]
+                && matches!(
+                    d.fault,
+                    NodeFault::Stop
+                        | NodeFault::Kill
+                        | NodeFault::KubeletStop
+                        | NodeFault::Netem { .. }
+                )
+        });
+    }
+
+    fn forget(&self, ended: impl Fn(&FaultDescription) -> bool) {
+        self.records().retain(|r| !ended(&r.description));
+    }
+
+    fn push(&self, record: Record) {
+        self.records().push(record);
+    }
+
+    fn take(&self, id: FaultId) -> Option<Record> {
+        let mut records = self.records();
+        let index = records.iter().position(|r| r.description.id == id)?;
+        Some(records.remove(index))
+    }
+
+    /// Back in id order, where it was.
+    fn put_back(&self, record: Record) {
+        let mut records = self.records();
+        let index = records.partition_point(|r| r.description.id < record.description.id);
+        records.insert(index, record);
+    }
+
+    fn records(&self) -> MutexGuard<'_, Vec<Record>> {
+        // A panic elsewhere must not stop the heal that cleans up after it.
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn next_id() -> FaultId {
+    FaultId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+fn check_sides(a: &[NodeContainer], b: &[NodeContainer]) -> Result<(), DockerError> {
+    let invalid =
+        |message: String| DockerError::new(DockerErrorKind::InvalidRequest, None, message);
+    if a.is_empty() || b.is_empty() {
+        return Err(invalid(
+            "a partition needs at least one node on each side".to_owned(),
+        ));
+    }
+    match a.iter().find(|n| b.iter().any(|m| m.name == n.name)) {
+        Some(both) => Err(invalid(format!(
+            "`{}` is on both sides of the partition",
+            both.name
+        ))),
+        None => Ok(()),
+    }
+}
