@@ -146,10 +146,21 @@ impl KindProvider {
         Ok(kube::Client::try_from(config)?)
     }
 
-    async fn create_cluster(&self, name: &str, topology: &Topology) -> anyhow::Result<Provisioned> {
+    /// The node images and kind config for a cluster: every check that can fail without
+    /// touching Docker, so that bad input creates nothing.
+    fn plan(&self, name: &str, topology: &Topology) -> anyhow::Result<(Vec<NodeImage>, String)> {
         config::check_cluster_name(name).map_err(anyhow::Error::msg)?;
         let images = self.node_images(topology)?;
         let config = config::render(name, topology, &images, &self.options, self.release)?;
+        Ok((images, config))
+    }
+
+    async fn create_cluster(
+        &self,
+        name: &str,
+        topology: &Topology,
+        (images, config): (Vec<NodeImage>, String),
+    ) -> anyhow::Result<Provisioned> {
         let kubeconfig = self.kubeconfig_path(name);
         std::fs::create_dir_all(&self.work_dir)
             .with_context(|| format!("creating {}", self.work_dir.display()))?;
@@ -270,7 +281,8 @@ impl Provider for KindProvider {
         topology: &'a Topology,
     ) -> BoxFuture<'a, anyhow::Result<Provisioned>> {
         Box::pin(async move {
-            let created = self.create_cluster(name, topology).await;
+            let plan = self.plan(name, topology)?;
+            let created = self.create_cluster(name, topology, plan).await;
             if created.is_err() {
                 // Nothing of a failed creation is left behind.
                 if let Err(err) = self.delete_cluster(name).await {
@@ -424,4 +436,155 @@ pub async fn remove_leftovers(records: &Records) -> anyhow::Result<Vec<String>> 
         records.remove(&record.cluster)?;
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chaos_topology::TopologySpec;
+
+    /// A `kind` that logs its arguments, keeps the config it was given, and fails to create.
+    const FAILING_KIND: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+echo "$*" >> "$dir/calls"
+case "$1 $2" in
+  "version "*) echo "kind v0.33.0 go1.27.2 linux/amd64" ;;
+  "create cluster") cat > "$dir/config.yaml"
+     echo "Creating cluster ..." >&2
+     echo "ERROR: failed to create cluster: node image could not be pulled" >&2
+     exit 1 ;;
+  "export logs") mkdir -p "$3" ;;
+  "delete cluster") echo "Deleting cluster ..." >&2 ;;
+esac
+"#;
+
+    fn provider_with(kind_script: &str, dir: &Path) -> KindProvider {
+        let kind = dir.join("kind");
+        std::fs::write(&kind, kind_script).unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&kind)
+            .status()
+            .unwrap();
+        KindProvider {
+            kind: kind.display().to_string(),
+            release: KindRelease {
+                major: 0,
+                minor: 33,
+                patch: 0,
+            },
+            pins: ImagePins::default(),
+            options: ConfigOptions::default(),
+            records: Records::at(dir.join("state")),
+            work_dir: dir.join("work"),
+            warned: Mutex::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_creation_says_why_keeps_the_logs_and_leaves_nothing() {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-fail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let provider = provider_with(FAILING_KIND, &dir);
+        let spec = TopologySpec {
+            masters: 1,
+            workers: 2,
+            k8s: "1.35".parse().unwrap(),
+            master_versions: vec![],
+            worker_versions: vec!["1.34".parse().unwrap()],
+        };
+        let topology = spec.build().unwrap();
+
+        let err = provider
+            .create("chaos-fail-test", &topology)
+            .await
+            .err()
+            .expect("creation fails");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("kind could not create cluster chaos-fail-test"),
+            "{message}"
+        );
+        assert!(
+            message.contains("ERROR: failed to create cluster: node image could not be pulled"),
+            "{message}"
+        );
+        assert!(
+            message.contains("kind's logs of the cluster are in"),
+            "{message}"
+        );
+
+        let calls = std::fs::read_to_string(dir.join("calls")).unwrap();
+        let calls: Vec<&str> = calls.lines().collect();
+        assert!(
+            calls[0].starts_with("create cluster --name chaos-fail-test --config - --retain"),
+            "{calls:?}"
+        );
+        assert!(
+            calls.iter().any(|c| c.starts_with("export logs")),
+            "{calls:?}"
+        );
+        assert!(
+            calls
+                .last()
+                .unwrap()
+                .starts_with("delete cluster --name chaos-fail-test"),
+            "{calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.contains("--image")),
+            "never --image: {calls:?}"
+        );
+
+        // kind got one entry per node, each with its own image.
+        let config = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+        assert_eq!(
+            config.matches("- role: control-plane").count(),
+            1,
+            "{config}"
+        );
+        assert_eq!(config.matches("- role: worker").count(), 2, "{config}");
+        assert_eq!(
+            config.matches("image: kindest/node:v1.34.").count(),
+            2,
+            "{config}"
+        );
+        assert_eq!(
+            config.matches("image: kindest/node:v1.35.").count(),
+            1,
+            "{config}"
+        );
+
+        assert!(
+            provider.records.all().is_empty(),
+            "the ownership record is removed with the cluster"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unknown_version_fails_before_kind_is_called() {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-unknown-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let provider = provider_with(FAILING_KIND, &dir);
+        let spec = TopologySpec {
+            masters: 1,
+            workers: 0,
+            k8s: "1.12".parse().unwrap(),
+            master_versions: vec![],
+            worker_versions: vec![],
+        };
+        let err = provider
+            .create("chaos-unknown", &spec.build().unwrap())
+            .await
+            .err()
+            .expect("fails");
+        assert!(format!("{err:#}").contains("1.12"), "{err:#}");
+        let calls = std::fs::read_to_string(dir.join("calls")).unwrap_or_default();
+        assert!(
+            !calls.contains("create cluster"),
+            "nothing was created: {calls}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
