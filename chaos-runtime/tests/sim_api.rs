@@ -81,6 +81,24 @@ fn status(result: Result<impl std::fmt::Debug, kube::Error>) -> Box<kube::core::
     }
 }
 
+/// The names a watcher lists before its `InitDone`.
+async fn initial_names<K: ResourceExt>(
+    what: &str,
+    events: &mut (impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Unpin),
+) -> Vec<String> {
+    let mut initial = Vec::new();
+    loop {
+        match within(what, events.try_next()).await.unwrap().unwrap() {
+            watcher::Event::Init => {}
+            watcher::Event::InitApply(obj) => initial.push(obj.name_any()),
+            watcher::Event::InitDone => return initial,
+            watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
+                panic!("{what}: a change before InitDone")
+            }
+        }
+    }
+}
+
 fn names<K: ResourceExt>(items: impl IntoIterator<Item = K>) -> Vec<String> {
     let mut names: Vec<String> = items.into_iter().map(|o| o.name_any()).collect();
     names.sort();
@@ -895,19 +913,7 @@ async fn watcher_sees_added_modified_deleted() {
     let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
 
     // The initial list.
-    let mut initial = Vec::new();
-    loop {
-        match within("the initial list", events.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            watcher::Event::Init => {}
-            watcher::Event::InitApply(cm) => initial.push(cm.name_any()),
-            watcher::Event::InitDone => break,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let initial = initial_names("the initial list", &mut events).await;
     assert_eq!(initial, ["before"]);
 
     api.create(&PostParams::default(), &config_map("cm", &[]))
@@ -948,19 +954,7 @@ async fn streaming_list_watcher() {
         .await
         .unwrap();
     let mut events = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
-    let mut initial = Vec::new();
-    loop {
-        match within("the streamed list", events.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            watcher::Event::Init => {}
-            watcher::Event::InitApply(cm) => initial.push(cm.name_any()),
-            watcher::Event::InitDone => break,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    let initial = initial_names("the streamed list", &mut events).await;
     assert_eq!(initial, ["existing"]);
     api.create(&PostParams::default(), &config_map("new", &[]))
         .await

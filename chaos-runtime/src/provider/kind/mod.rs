@@ -458,6 +458,25 @@ case "$1 $2" in
 esac
 "#;
 
+    /// A fresh directory for one test, with the fake kind in it.
+    fn scratch(test: &str) -> (PathBuf, KindProvider) {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let provider = provider_with(FAILING_KIND, &dir);
+        (dir, provider)
+    }
+
+    fn topology(k8s: &str, workers: u32, worker_versions: &[&str]) -> Topology {
+        let spec = TopologySpec {
+            masters: 1,
+            workers,
+            k8s: k8s.parse().unwrap(),
+            master_versions: vec![],
+            worker_versions: worker_versions.iter().map(|v| v.parse().unwrap()).collect(),
+        };
+        spec.build().unwrap()
+    }
+
     fn provider_with(kind_script: &str, dir: &Path) -> KindProvider {
         let kind = dir.join("kind");
         std::fs::write(&kind, kind_script).unwrap();
@@ -483,17 +502,8 @@ esac
 
     #[tokio::test]
     async fn a_failed_creation_says_why_keeps_the_logs_and_leaves_nothing() {
-        let dir = std::env::temp_dir().join(format!("chaos-kind-fail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let provider = provider_with(FAILING_KIND, &dir);
-        let spec = TopologySpec {
-            masters: 1,
-            workers: 2,
-            k8s: "1.35".parse().unwrap(),
-            master_versions: vec![],
-            worker_versions: vec!["1.34".parse().unwrap()],
-        };
-        let topology = spec.build().unwrap();
+        let (dir, provider) = scratch("fail");
+        let topology = topology("1.35", 2, &["1.34"]);
 
         let err = provider
             .create("chaos-fail-test", &topology)
@@ -564,18 +574,9 @@ esac
 
     #[tokio::test]
     async fn an_unknown_version_fails_before_kind_is_called() {
-        let dir = std::env::temp_dir().join(format!("chaos-kind-unknown-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let provider = provider_with(FAILING_KIND, &dir);
-        let spec = TopologySpec {
-            masters: 1,
-            workers: 0,
-            k8s: "1.12".parse().unwrap(),
-            master_versions: vec![],
-            worker_versions: vec![],
-        };
+        let (dir, provider) = scratch("unknown");
         let err = provider
-            .create("chaos-unknown", &spec.build().unwrap())
+            .create("chaos-unknown", &topology("1.12", 0, &[]))
             .await
             .err()
             .expect("fails");
