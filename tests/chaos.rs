@@ -1,4 +1,4 @@
-//! The harness, end to end on the sim (pinned, so `cargo test` is the same everywhere): eight
+//! The harness, end to end on the sim (pinned, so `cargo test` is the same everywhere): nine
 //! tests over three topologies, so three clusters, each test checking its cluster through the API.
 
 use std::collections::BTreeMap;
@@ -167,6 +167,22 @@ async fn per_worker_seed_drives_the_test_rng(cluster: &Cluster) -> anyhow::Resul
             .namespace()
             .starts_with("chaos-per-worker-seed-drives-the-test-rng-")
     );
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 2, k8s = "1.31", worker_versions = ["1.31", "1.30"])]
+async fn per_worker_apply_puts_manifests_in_the_test_namespace(
+    cluster: &Cluster,
+) -> anyhow::Result<()> {
+    let applied = cluster
+        .apply(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config}\ndata: {mode: chaos}\n",
+        )
+        .await?;
+    assert_eq!(applied.len(), 1);
+    let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client(), cluster.namespace());
+    let stored = configmaps.get("app-config").await?;
+    assert_eq!(stored.data.unwrap_or_default()["mode"], "chaos");
     Ok(())
 }
 

@@ -78,6 +78,29 @@ impl Cluster {
         self.shared.provisioned.client.clone()
     }
 
+    /// Applies every document of a multi-document YAML manifest by server-side apply, into this
+    /// test's namespace unless a document names its own; returns the objects as stored.
+    pub async fn apply(&self, yaml: &str) -> anyhow::Result<Vec<kube::api::DynamicObject>> {
+        crate::apply::apply_yaml(&self.client(), &self.namespace, yaml).await
+    }
+
+    /// [`Cluster::apply`] on a YAML file.
+    pub async fn apply_file(
+        &self,
+        path: impl AsRef<std::path::Path>,
+    ) -> anyhow::Result<Vec<kube::api::DynamicObject>> {
+        crate::apply::apply_file(&self.client(), &self.namespace, path.as_ref()).await
+    }
+
+    /// Applies a typed object (into this test's namespace unless it names its own) and returns it
+    /// as stored.
+    pub async fn apply_object<K>(&self, object: &K) -> anyhow::Result<K>
+    where
+        K: serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        crate::apply::apply_object(&self.client(), &self.namespace, object).await
+    }
+
     /// This test's own namespace: created before the test, removed after it.
     pub fn namespace(&self) -> &str {
         &self.namespace

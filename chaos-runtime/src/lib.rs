@@ -3,6 +3,7 @@
 //! A user's test target depends on this crate alone: it re-exports the attribute, `kube` and
 //! `k8s-openapi`. See the README and `API.md` for the contract.
 
+pub mod apply;
 mod cluster;
 mod command;
 pub mod docker;
