@@ -410,3 +410,33 @@ fn a_gated_suite_reports_ignored_with_the_reason_until_its_variable_is_set() {
     open.assert_outcome("runs_only_when_the_gate_is_open", "1m1w-k8s1.35", "ok");
     assert_eq!(open.summary()["clusters_created"], 1, "{}", open.both());
 }
+
+#[test]
+fn json_output_stays_one_json_event_per_line_and_the_summary_goes_to_stderr() {
+    let r = run(
+        FAILURES,
+        &["e_passes", "-Z", "unstable-options", "--format", "json"],
+        &[],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.both());
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{}", r.both()))
+        })
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "test" && e["event"] == "ok"),
+        "{}",
+        r.both()
+    );
+    assert!(
+        r.stderr.contains("chaos summary: tests=1 passed=1"),
+        "{}",
+        r.both()
+    );
+}

@@ -95,7 +95,7 @@ fn run_with(
         // Nothing will run: no provider is touched, no cluster made.
         let conclusion = libtest_mimic::run(&args, ordered);
         if !args.list {
-            print_summary(&conclusion, 0, 0, 0);
+            print_summary(&args, &conclusion, 0, 0, 0);
         }
         return Ok(conclusion.exit_code());
     }
@@ -180,6 +180,7 @@ fn run_with(
     drop(guard);
     let counters = &pool.counters;
     print_summary(
+        &args,
         &conclusion,
         pool.get(&counters.created),
         pool.get(&counters.recreated),
@@ -229,7 +230,7 @@ fn run_gated_off(args: &Arguments, cases: &[TestCase], gate: &Gate) -> ExitCode 
         .collect();
     let conclusion = libtest_mimic::run(args, trials);
     if !args.list {
-        print_summary(&conclusion, 0, 0, 0);
+        print_summary(args, &conclusion, 0, 0, 0);
     }
     conclusion.exit_code()
 }
@@ -243,8 +244,14 @@ fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>) -> Trial {
     .with_ignored_flag(case.ignore.is_some())
 }
 
-fn print_summary(conclusion: &Conclusion, created: u64, recreated: u64, destroyed: u64) {
-    println!(
+fn print_summary(
+    args: &Arguments,
+    conclusion: &Conclusion,
+    created: u64,
+    recreated: u64,
+    destroyed: u64,
+) {
+    let line = format!(
         "chaos summary: tests={} passed={} failed={} ignored={} clusters_created={created} \
          clusters_recreated={recreated} clusters_destroyed={destroyed}",
         conclusion.num_passed + conclusion.num_failed + conclusion.num_ignored,
@@ -252,6 +259,11 @@ fn print_summary(conclusion: &Conclusion, created: u64, recreated: u64, destroye
         conclusion.num_failed,
         conclusion.num_ignored,
     );
+    // With `--format json`, stdout is one JSON event per line for other tools: keep it so.
+    match args.format {
+        Some(libtest_mimic::FormatSetting::Json) => eprintln!("{line}"),
+        _ => println!("{line}"),
+    }
 }
 
 /// As many clusters as fit in three quarters of the memory available now, at least 1.
