@@ -41,11 +41,7 @@ pub(crate) fn check(expected: &[Node], nodes: &[NodeObject]) -> Result<(), Strin
             continue;
         };
         let status = node.status.as_ref();
-        let ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-            .map(|c| c.status.as_str())
-            .unwrap_or("no Ready condition");
+        let ready = crate::conditions::node_ready_status(node);
         if ready != "True" {
             problems.push(format!("{} Ready={ready}", want.name()));
         }

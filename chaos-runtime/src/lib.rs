@@ -6,14 +6,17 @@
 pub mod apply;
 mod cluster;
 mod command;
+pub mod conditions;
 pub mod docker;
 mod harness;
 mod health;
 mod namespace;
+pub mod probe;
 pub mod ownership;
 mod provider;
 mod registry;
 pub mod sim;
+mod steady;
 pub mod wait;
 
 pub use chaos_macros::chaos_test;

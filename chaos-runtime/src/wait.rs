@@ -56,7 +56,11 @@ where
         let mut events = std::pin::pin!(watcher(api, config).default_backoff());
         while let Some(event) = events.next().await {
             match event {
-                Ok(watcher::Event::Init) => initial.clear(),
+                Ok(watcher::Event::Init) => {
+                    // A (re)list starts: judge nothing until it is complete.
+                    initial.clear();
+                    continue;
+                }
                 Ok(watcher::Event::InitApply(obj)) => {
                     initial.insert(key(&obj), obj);
                     continue;
