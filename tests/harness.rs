@@ -110,7 +110,7 @@ fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
     let s = r.summary();
     assert_eq!(
         (s["tests"], s["passed"], s["failed"], s["ignored"]),
-        (5, 2, 3, 0),
+        (6, 2, 4, 0),
         "{}",
         r.both()
     );
@@ -192,7 +192,7 @@ fn a_filter_that_selects_one_topology_creates_one_cluster() {
     let s = r.summary();
     assert_eq!(
         (s["tests"], s["clusters_created"], s["clusters_destroyed"]),
-        (2, 1, 1),
+        (3, 1, 1),
         "{}",
         r.both()
     );
@@ -235,24 +235,22 @@ fn list_provisions_nothing() {
 
 #[test]
 fn list_orders_each_topology_together_largest_first() {
-    let r = run(FAILURES, &["--list"], &[]);
+    let r = run(LIFECYCLE, &["--list"], &[]);
     let labels: Vec<&str> = r
         .stdout
         .lines()
         .filter_map(|l| l.strip_prefix('[')?.split(']').next())
         .collect();
-    assert_eq!(
-        labels,
-        [
-            "1m2w-k8s1.30",
-            "1m2w-k8s1.30",
-            "1m2w-k8s1.30",
-            "1m1w-k8s1.31",
-            "1m1w-k8s1.31"
-        ],
-        "{}",
-        r.both()
-    );
+    // Groups of 3, 1 and 1 (ties by label), then the ignored test, which runs in no group.
+    let expected = [
+        "1m2w-k8s1.30",
+        "1m2w-k8s1.30",
+        "1m2w-k8s1.30",
+        "1m1w-k8s1.30",
+        "1m1w-k8s1.31",
+        "1m1w-k8s1.35",
+    ];
+    assert_eq!(labels, expected, "{}", r.both());
 }
 
 #[test]
@@ -439,4 +437,71 @@ fn json_output_stays_one_json_event_per_line_and_the_summary_goes_to_stderr() {
         "{}",
         r.both()
     );
+}
+
+#[test]
+fn a_broken_steady_state_names_the_check_what_it_saw_and_the_timeline_file() {
+    let r = run(
+        FAILURES,
+        &["--exact", "f_zero_replicas_never_become_available"],
+        &[("CHAOS_SEED", "5")],
+    );
+    assert_eq!(r.code, Some(101), "{}", r.both());
+    let expected = "timed out after 1s waiting for deployment web with at least 1 available replicas; \
+                    last seen: deployment web: 0 available, 0 ready, 0 replicas (wanted at least 1 available)";
+    assert!(r.stdout.contains(expected), "{}", r.both());
+    let path = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("timeline (")?.strip_suffix("):"))
+        .unwrap_or_else(|| panic!("no timeline path: {}", r.both()))
+        .to_owned();
+    assert!(
+        path.ends_with("chaos/f_zero_replicas_never_become_available/timeline.json"),
+        "{path}"
+    );
+    assert!(
+        r.stdout.contains("note  deployed web with 0 replicas"),
+        "the timeline is printed: {}",
+        r.both()
+    );
+
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("the timeline file exists")).unwrap();
+    assert_eq!(file["test"], "f_zero_replicas_never_become_available");
+    assert_eq!(file["run_seed"], 5);
+    assert!(file["seed"].as_u64().is_some());
+    assert!(
+        file["reproduce"]
+            .as_str()
+            .unwrap()
+            .starts_with("CHAOS_SEED=5 CHAOS_PROVIDER=sim cargo test"),
+        "{file}"
+    );
+    let kinds: Vec<&str> = file["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["test", "note", "wait", "wait", "test"], "{file}");
+    assert!(
+        file["outcome"].as_str().unwrap().contains(expected),
+        "{file}"
+    );
+}
+
+#[test]
+fn a_passing_test_writes_its_timeline_too() {
+    let r = run(FAILURES, &["--exact", "e_passes"], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.both());
+    let path = std::path::Path::new(FAILURES)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("chaos/e_passes/timeline.json");
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("written")).unwrap();
+    assert_eq!(file["outcome"], "passed", "{file}");
 }

@@ -7,12 +7,14 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::provider::Provisioned;
+use crate::timeline::Timeline;
 
 /// A cluster leased to one test: nobody else uses it until the test ends and the cluster is healed.
 pub struct Cluster {
     pub(crate) shared: Arc<SharedCluster>,
     pub(crate) namespace: String,
     pub(crate) seed: u64,
+    pub(crate) timeline: Arc<Timeline>,
 }
 
 /// The part of a cluster that outlives a test: what the provider created, for one topology.
@@ -109,6 +111,12 @@ impl Cluster {
     /// This test's seed: derived from the run's `CHAOS_SEED` and the test's name.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// This test's timeline: waits, probe verdicts and faults are recorded in it; add notes of
+    /// your own with [`Timeline::note`].
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// A random generator seeded with [`Cluster::seed`]: the same seed draws the same numbers.

@@ -17,6 +17,7 @@ mod provider;
 mod registry;
 pub mod sim;
 mod steady;
+pub mod timeline;
 pub mod wait;
 
 pub use chaos_macros::chaos_test;

@@ -14,7 +14,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use std::sync::Arc;
+
 use crate::conditions::ListCondition;
+use crate::timeline::{EntryKind, Timeline};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -42,6 +45,8 @@ pub struct Probe {
     started: Instant,
     seen: watch::Receiver<Seen>,
     task: JoinHandle<()>,
+    /// Where its start and verdict are recorded, for probes a test's cluster started.
+    timeline: Option<Arc<Timeline>>,
 }
 
 /// A probe whose condition did not hold as it should have.
@@ -156,6 +161,7 @@ where
         started,
         seen,
         task,
+        timeline: None,
     }
 }
 
@@ -178,10 +184,35 @@ impl Probe {
         &self.what
     }
 
+    /// Records the probe's start, and later its verdict, in `timeline`.
+    pub(crate) fn recorded_in(mut self, timeline: Arc<Timeline>) -> Self {
+        let kind = match self.kind {
+            Kind::Always => "always",
+            Kind::Eventually => "eventually",
+        };
+        timeline.record(
+            EntryKind::Probe,
+            format!("{kind}-probe `{}` started", self.what),
+        );
+        self.timeline = Some(timeline);
+        self
+    }
+
     /// Stops the probe and says whether its condition held as it should have. An `always` probe
     /// fails with the moment it broke and what it saw then; one that never saw a complete state
     /// fails too (it proved nothing).
     pub async fn finish(self) -> Result<(), ProbeFailure> {
+        let verdict = self.verdict();
+        if let Some(timeline) = &self.timeline {
+            match &verdict {
+                Ok(()) => timeline.record(EntryKind::Probe, format!("probe `{}` held", self.what)),
+                Err(failure) => timeline.record(EntryKind::Probe, failure.message.clone()),
+            }
+        }
+        verdict
+    }
+
+    fn verdict(&self) -> Result<(), ProbeFailure> {
         self.task.abort();
         let seen = self.seen.borrow().clone();
         let ran = humantime::format_duration(round(self.started.elapsed()));

@@ -1,32 +1,36 @@
 //! Steady-state checks on a test's cluster: waits that return once a state is reached, and
-//! probes that watch a state in the background while faults are active.
+//! probes that watch a state in the background while faults are active. Both are recorded in the
+//! test's timeline.
 
-use std::time::Duration;
+use std::fmt::Debug;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::Api;
 use kube::runtime::watcher;
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
 
 use crate::Cluster;
-use crate::conditions;
+use crate::conditions::{self, ListCondition};
 use crate::probe::{self, Probe};
+use crate::timeline::EntryKind;
 use crate::wait::{self, WaitError};
 
 impl Cluster {
     /// Waits until all the cluster's nodes are there and Ready.
     pub async fn wait_for_nodes_ready(&self, timeout: Duration) -> Result<(), WaitError> {
         let count = self.nodes().len();
-        let what = format!("{count} nodes Ready");
-        wait::until_list(
+        let condition = conditions::nodes_ready(count);
+        self.wait_until(
             self.nodes_api(),
             watcher::Config::default(),
-            what,
+            format!("{count} nodes Ready"),
             timeout,
-            conditions::nodes_ready(count),
+            condition,
         )
         .await
-        .map(drop)
     }
 
     /// Waits until `node` is Ready (`ready = true`) or not Ready (`false`).
@@ -38,7 +42,7 @@ impl Cluster {
     ) -> Result<(), WaitError> {
         let what = format!("node {node} {}", if ready { "Ready" } else { "not Ready" });
         let config = watcher::Config::default().fields(&format!("metadata.name={node}"));
-        wait::until_list(
+        self.wait_until(
             self.nodes_api(),
             config,
             what,
@@ -46,7 +50,6 @@ impl Cluster {
             conditions::node_ready(node, ready),
         )
         .await
-        .map(drop)
     }
 
     /// Waits until the deployment `name` in this test's namespace has at least `min` available
@@ -59,10 +62,14 @@ impl Cluster {
     ) -> Result<(), WaitError> {
         let what = format!("deployment {name} with at least {min} available replicas");
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-        let condition = conditions::deployment_available(name, min);
-        wait::until_list(self.deployments_api(), config, what, timeout, condition)
-            .await
-            .map(drop)
+        self.wait_until(
+            self.deployments_api(),
+            config,
+            what,
+            timeout,
+            conditions::deployment_available(name, min),
+        )
+        .await
     }
 
     /// Waits until at least `count` pods matching `label_selector` in this test's namespace are
@@ -76,9 +83,29 @@ impl Cluster {
         let pods: Api<Pod> = Api::namespaced(self.client(), self.namespace());
         let what = format!("{count} pods {label_selector} Running and Ready");
         let config = watcher::Config::default().labels(label_selector);
-        wait::until_list(pods, config, what, timeout, conditions::pods_running(count))
+        self.wait_until(pods, config, what, timeout, conditions::pods_running(count))
             .await
-            .map(drop)
+    }
+
+    /// Waits until any condition holds on the objects `config` selects (see
+    /// [`crate::conditions`] for ready-made ones), recording the wait in the timeline.
+    pub async fn wait_until<K>(
+        &self,
+        api: Api<K>,
+        config: watcher::Config,
+        what: impl Into<String>,
+        timeout: Duration,
+        condition: impl ListCondition<K>,
+    ) -> Result<(), WaitError>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    {
+        let what = what.into();
+        self.recorded(
+            &what,
+            wait::until_list(api, config, what.clone(), timeout, condition),
+        )
+        .await
     }
 
     /// Starts an `always` probe: the deployment `name` keeps at least `min` available replicas
@@ -86,12 +113,63 @@ impl Cluster {
     pub fn always_available(&self, name: &str, min: i32) -> Probe {
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let what = format!("deployment {name} keeps at least {min} available replicas");
-        probe::always(
+        self.always(
             self.deployments_api(),
             config,
             what,
             conditions::deployment_available(name, min),
         )
+    }
+
+    /// Starts an `always` probe of any condition on the objects `config` selects; its verdict is
+    /// recorded in the timeline.
+    pub fn always<K>(
+        &self,
+        api: Api<K>,
+        config: watcher::Config,
+        what: impl Into<String>,
+        condition: impl ListCondition<K>,
+    ) -> Probe
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        probe::always(api, config, what, condition).recorded_in(self.timeline.clone())
+    }
+
+    /// Starts an `eventually` probe of any condition on the objects `config` selects; its
+    /// verdict is recorded in the timeline.
+    pub fn eventually<K>(
+        &self,
+        api: Api<K>,
+        config: watcher::Config,
+        what: impl Into<String>,
+        condition: impl ListCondition<K>,
+    ) -> Probe
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        probe::eventually(api, config, what, condition).recorded_in(self.timeline.clone())
+    }
+
+    /// Runs a wait, recording its start and its end in the timeline.
+    async fn recorded<T>(
+        &self,
+        what: &str,
+        wait: impl Future<Output = Result<T, WaitError>>,
+    ) -> Result<(), WaitError> {
+        let start = Instant::now();
+        self.timeline
+            .record(EntryKind::Wait, format!("waiting for {what}"));
+        let result = wait.await;
+        let end = match &result {
+            Ok(_) => format!(
+                "{what}: reached after {:.1}s",
+                start.elapsed().as_secs_f64()
+            ),
+            Err(err) => err.to_string(),
+        };
+        self.timeline.record(EntryKind::Wait, end);
+        result.map(drop)
     }
 
     fn nodes_api(&self) -> Api<Node> {

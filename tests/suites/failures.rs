@@ -40,6 +40,23 @@ async fn e_passes(cluster: &Cluster) {
     assert_eq!(node_count(cluster).await.unwrap(), 2);
 }
 
+/// A deliberately broken steady state: an app with zero replicas is never available.
+#[chaos_test(masters = 1, workers = 1, k8s = "1.31")]
+async fn f_zero_replicas_never_become_available(cluster: &Cluster) -> anyhow::Result<()> {
+    cluster
+        .apply(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 0\n  \
+             selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    \
+             spec: {containers: [{name: web, image: 'registry.k8s.io/pause:3.10'}]}\n",
+        )
+        .await?;
+    cluster.timeline().note("deployed web with 0 replicas");
+    cluster
+        .wait_for_deployment_available("web", 1, std::time::Duration::from_secs(1))
+        .await?;
+    Ok(())
+}
+
 async fn tokio_sleep_forever() {
     std::future::pending::<()>().await
 }

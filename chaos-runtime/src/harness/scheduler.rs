@@ -20,6 +20,7 @@ use crate::harness::progress::{reporting, say};
 use crate::harness::seed::test_seed;
 use crate::harness::settings::Settings;
 use crate::registry::TestFuture;
+use crate::timeline::{self, EntryKind, Timeline, TimelineFile};
 use crate::{health, namespace};
 
 /// A test's result as libtest-mimic reports it: `Err` holds the whole failure message.
@@ -36,6 +37,14 @@ pub(crate) struct Job {
 pub(crate) struct GroupJob {
     pub topology: Topology,
     pub jobs: Vec<Job>,
+}
+
+/// One test's run: what libtest is told, and what the heal and the timeline file need.
+struct TestRun {
+    outcome: Outcome,
+    namespace: String,
+    timeline: Arc<Timeline>,
+    seed: u64,
 }
 
 /// What a failure message needs to say how to rerun the test alone.
@@ -101,12 +110,23 @@ impl Scheduler {
         let _slot = test_slots.acquire_owned().await;
         let count = group.jobs.len();
         for (index, job) in group.jobs.into_iter().enumerate() {
-            let (outcome, namespace) = self.run_test(&cluster, &job).await;
-            let _ = job.outcome.send(outcome);
+            let run = self.run_test(&cluster, &job).await;
+            let _ = job.outcome.send(run.outcome.clone());
             if index + 1 == count {
                 break; // The cluster goes away next: nothing to heal it for.
             }
-            if let Err(problem) = self.heal_and_check(&cluster, &namespace).await {
+            let healed = self.heal_and_check(&cluster, &run.namespace).await;
+            match &healed {
+                Ok(()) => run
+                    .timeline
+                    .record(EntryKind::Heal, "cluster healed and healthy"),
+                Err(problem) => run.timeline.record(
+                    EntryKind::Heal,
+                    format!("cluster unhealthy, recreated: {problem}"),
+                ),
+            }
+            self.write_timeline(&cluster, &job, &run);
+            if let Err(problem) = healed {
                 say(format!(
                     "cluster {} is unhealthy after {}: {problem}; recreating it",
                     cluster.name, job.name
@@ -167,49 +187,113 @@ impl Scheduler {
     }
 
     /// Runs one test in its own namespace and task, so that a panic or a timeout fails the test
-    /// and nothing else. Returns the outcome and the namespace to heal.
-    async fn run_test(&self, shared: &Arc<SharedCluster>, job: &Job) -> (Outcome, String) {
+    /// and nothing else. Its timeline is written before the outcome is handed on.
+    async fn run_test(&self, shared: &Arc<SharedCluster>, job: &Job) -> TestRun {
         let seed = test_seed(self.reproduce.run_seed, &job.name);
         let namespace = namespace::name_for(&job.name, seed);
-        if let Err(err) = namespace::create(shared.provisioned.client.clone(), &namespace).await {
-            return (
+        let timeline = Arc::new(Timeline::default());
+        timeline.record(
+            EntryKind::Test,
+            format!(
+                "started on cluster {} in namespace {namespace}, seed {seed}",
+                shared.name
+            ),
+        );
+        let failure = match namespace::create(shared.provisioned.client.clone(), &namespace).await {
+            Err(err) => Some(format!(
+                "could not create the test's namespace {namespace}: {err:#}"
+            )),
+            Ok(()) => {
+                let cluster = Cluster {
+                    shared: shared.clone(),
+                    namespace: namespace.clone(),
+                    seed,
+                    timeline: timeline.clone(),
+                };
+                self.run_body(cluster, job).await.err()
+            }
+        };
+        let outcome = match failure {
+            None => {
+                timeline.record(EntryKind::Test, "passed");
+                Ok(())
+            }
+            Some(failure) => {
+                timeline.record(
+                    EntryKind::Test,
+                    format!("failed: {}", failure.lines().next().unwrap_or_default()),
+                );
+                let path = timeline::path_for(&job.name);
                 Err(format!(
-                    "could not create the test's namespace {namespace}: {err:#}"
-                )),
-                namespace,
-            );
-        }
-        let cluster = Cluster {
-            shared: shared.clone(),
-            namespace: namespace.clone(),
+                    "{failure}\n\ntimeline ({}):\n{}\n\nseed: {seed} (run seed {run})\nreproduce: {reproduce}",
+                    path.display(),
+                    timeline.render(),
+                    run = self.reproduce.run_seed,
+                    reproduce = self.reproduce_line(&job.name),
+                ))
+            }
+        };
+        let run = TestRun {
+            outcome,
+            namespace,
+            timeline,
             seed,
         };
+        self.write_timeline(shared, job, &run);
+        run
+    }
+
+    /// The test body in its own task: `Err` is the failure, said in full.
+    async fn run_body(&self, cluster: Cluster, job: &Job) -> Result<(), String> {
         let task = tokio::spawn(panics::as_test((job.run)(cluster)));
         let (abort, task_id) = (task.abort_handle(), task.id());
-        let failure = match tokio::time::timeout(job.timeout, task).await {
-            Ok(Ok(Ok(()))) => return (Ok(()), namespace),
-            Ok(Ok(Err(err))) => error_report(&err),
-            Ok(Err(join)) if join.is_panic() => panics::take_report(task_id)
-                .unwrap_or_else(|| format!("test panicked: {}", panic_message(join.into_panic()))),
-            Ok(Err(join)) => format!("test was cancelled: {join}"),
+        match tokio::time::timeout(job.timeout, task).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(err))) => Err(error_report(&err)),
+            Ok(Err(join)) if join.is_panic() => Err(panics::take_report(task_id)
+                .unwrap_or_else(|| format!("test panicked: {}", panic_message(join.into_panic())))),
+            Ok(Err(join)) => Err(format!("test was cancelled: {join}")),
             Err(_) => {
                 abort.abort();
-                format!(
+                Err(format!(
                     "test timed out after {} (set `timeout = \"...\"` on #[chaos_test], or CHAOS_TEST_TIMEOUT \
                      for every test); the cluster is healed before the next test",
                     humantime::format_duration(job.timeout)
-                )
+                ))
             }
-        };
+        }
+    }
+
+    fn reproduce_line(&self, test: &str) -> String {
         let r = &self.reproduce;
-        let message = format!(
-            "{failure}\n\nseed: {seed} (run seed {run})\nreproduce: CHAOS_SEED={run} CHAOS_PROVIDER={provider} {command} --exact '{name}'",
-            run = r.run_seed,
-            provider = r.provider,
-            command = r.command,
-            name = job.name,
-        );
-        (Err(message), namespace)
+        format!(
+            "CHAOS_SEED={} CHAOS_PROVIDER={} {} --exact '{test}'",
+            r.run_seed, r.provider, r.command
+        )
+    }
+
+    /// Writes the test's timeline file; a failure to write is said, not fatal.
+    fn write_timeline(&self, cluster: &SharedCluster, job: &Job, run: &TestRun) {
+        let path = timeline::path_for(&job.name);
+        let file = TimelineFile {
+            test: &job.name,
+            cluster: &cluster.name,
+            topology: cluster.topology.label(),
+            seed: run.seed,
+            run_seed: self.reproduce.run_seed,
+            reproduce: &self.reproduce_line(&job.name),
+            outcome: match &run.outcome {
+                Ok(()) => "passed",
+                Err(message) => message,
+            },
+            entries: run.timeline.entries(),
+        };
+        if let Err(err) = timeline::write(&path, &file) {
+            say(format!(
+                "could not write the timeline of {}: {err:#}",
+                job.name
+            ));
+        }
     }
 
     /// Undoes what the test left behind and checks the cluster is as created. `Err` says why it is

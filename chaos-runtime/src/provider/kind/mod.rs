@@ -76,7 +76,7 @@ impl KindProvider {
             pins: ImagePins::from_env()?,
             options: config_options_from_env()?,
             records: Records::default_location(),
-            work_dir: target_dir().join("chaos").join("kind"),
+            work_dir: crate::timeline::chaos_dir().join("kind"),
             warned: Mutex::default(),
         })
     }
@@ -360,16 +360,6 @@ pub(crate) fn cache_dir() -> PathBuf {
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("chaos")))
         .or_else(|| env("HOME").map(|d| d.join(".cache/chaos")))
         .unwrap_or_else(|| std::env::temp_dir().join("chaos-cache"))
-}
-
-/// Cargo's target directory of the running test binary (the ancestor with cargo's
-/// `CACHEDIR.TAG`), else the system's temporary directory.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    exe.ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// A cluster kind knows, and what this project knows of it.

@@ -1,0 +1,176 @@
+//! A test's timeline: every wait, probe verdict, fault, heal step and the outcome, timestamped.
+//! Printed when the test fails, and written for every test to
+//! `<target>/chaos/<test>/timeline.json` with the seed and the command that reproduces it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+
+/// What an entry is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    Test,
+    Wait,
+    Probe,
+    Fault,
+    Heal,
+    Note,
+}
+
+/// One moment of a test.
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry {
+    /// Wall-clock time, RFC 3339.
+    pub at: String,
+    /// Milliseconds since the test started.
+    pub offset_ms: u64,
+    pub kind: EntryKind,
+    pub what: String,
+}
+
+/// The timeline of one test; shared by everything that acts during it.
+pub struct Timeline {
+    start: Instant,
+    entries: Mutex<Vec<Entry>>,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            start: Instant::now(),
+            entries: Mutex::default(),
+        }
+    }
+}
+
+impl Timeline {
+    pub fn record(&self, kind: EntryKind, what: impl Into<String>) {
+        let entry = Entry {
+            at: Timestamp::now().to_string(),
+            offset_ms: self.start.elapsed().as_millis() as u64,
+            kind,
+            what: what.into(),
+        };
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry);
+    }
+
+    /// A note of the test's own, e.g. "deployed v2".
+    pub fn note(&self, what: impl Into<String>) {
+        self.record(EntryKind::Note, what);
+    }
+
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One line per entry: `+1.234s wait   3 nodes Ready: reached`.
+    pub fn render(&self) -> String {
+        self.entries()
+            .iter()
+            .map(|e| {
+                let kind = format!("{:?}", e.kind).to_lowercase();
+                format!(
+                    "  +{:>7.3}s {kind:<5} {}",
+                    e.offset_ms as f64 / 1000.0,
+                    e.what
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// What the timeline file holds besides the entries.
+#[derive(Serialize)]
+pub(crate) struct TimelineFile<'a> {
+    pub test: &'a str,
+    pub cluster: &'a str,
+    pub topology: String,
+    pub seed: u64,
+    pub run_seed: u64,
+    pub reproduce: &'a str,
+    /// `passed`, or the failure.
+    pub outcome: &'a str,
+    pub entries: Vec<Entry>,
+}
+
+/// `<target>/chaos/<test>/timeline.json`.
+pub(crate) fn path_for(test: &str) -> PathBuf {
+    let dir: String = test
+        .replace("::", ".")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._=-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    chaos_dir().join(dir).join("timeline.json")
+}
+
+pub(crate) fn write(path: &Path, file: &TimelineFile<'_>) -> anyhow::Result<()> {
+    let dir = path.parent().context("a timeline path has a directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(path, serde_json::to_vec_pretty(file)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `<target>/chaos`: cargo's target directory of the running binary (the ancestor with cargo's
+/// `CACHEDIR.TAG`), else the system's temporary directory.
+pub(crate) fn chaos_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let target = exe
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    target.join("chaos")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_timestamped_in_order_and_rendered_one_per_line() {
+        let timeline = Timeline::default();
+        timeline.record(EntryKind::Test, "started");
+        timeline.note("deployed");
+        let entries = timeline.entries();
+        assert_eq!(entries.len(), 2);
+        assert!(entries[0].offset_ms <= entries[1].offset_ms);
+        assert!(
+            entries[0].at.parse::<Timestamp>().is_ok(),
+            "{}",
+            entries[0].at
+        );
+        let text = timeline.render();
+        assert!(
+            text.lines().nth(1).unwrap().ends_with("note  deployed"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn test_names_become_one_directory() {
+        let path = path_for("nodes::kill[k8s=1.29]");
+        assert!(
+            path.ends_with("chaos/nodes.kill_k8s=1.29_/timeline.json"),
+            "{}",
+            path.display()
+        );
+    }
+}
