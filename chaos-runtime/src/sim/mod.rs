@@ -16,6 +16,7 @@
 //! The namespaces a cluster starts with (`default`, `kube-system`, `kube-public`,
 //! `kube-node-lease`) exist from the start.
 
+pub mod control;
 mod discovery;
 mod error;
 mod meta;

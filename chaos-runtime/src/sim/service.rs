@@ -191,6 +191,9 @@ fn resource(
     {
         return Err(ApiError::no_route());
     }
+    if path.subresource.as_deref() == Some("eviction") && info.is("", "pods") {
+        return eviction(server, call, &path);
+    }
     let status = match path.subresource.as_deref() {
         None => false,
         Some("status") if info.has_status => true,
@@ -217,6 +220,22 @@ fn resource(
         (&Method::DELETE, None) => delete_collection(server, call, &target),
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// `POST pods/{name}/eviction`: the simulated control plane's eviction API.
+fn eviction(
+    server: &ApiServer,
+    call: &Call,
+    path: &ResourcePath,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let (Some(ns), Some(name)) = (&path.namespace, &path.name) else {
+        return Err(ApiError::no_route());
+    };
+    if call.method != Method::POST {
+        return Err(ApiError::method_not_allowed());
+    }
+    let status = super::control::eviction::evict(server, ns, name)?;
+    Ok(json_response(201, &status))
 }
 
 fn get(
