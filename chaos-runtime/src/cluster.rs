@@ -6,7 +6,8 @@ use chaos_topology::{Role, Topology, Version};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::provider::Provisioned;
+use crate::faults::{Fault, FaultContext, Ledger, NodeAction};
+use crate::provider::{NodeBackend, Provisioned};
 use crate::timeline::Timeline;
 
 /// A cluster leased to one test: nobody else uses it until the test ends and the cluster is healed.
@@ -15,6 +16,9 @@ pub struct Cluster {
     pub(crate) namespace: String,
     pub(crate) seed: u64,
     pub(crate) timeline: Arc<Timeline>,
+    /// The cluster's nodes, able to take faults recorded in this test's timeline.
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) faults: FaultContext,
 }
 
 /// The part of a cluster that outlives a test: what the provider created, for one topology.
@@ -22,16 +26,65 @@ pub(crate) struct SharedCluster {
     pub(crate) name: String,
     pub(crate) topology: Topology,
     pub(crate) provisioned: Provisioned,
+    /// Faults in effect, whichever test made them: the heal undoes them.
+    pub(crate) ledger: Arc<Ledger>,
 }
 
-/// One node of a cluster.
-#[derive(Clone, Debug)]
+impl Cluster {
+    /// The view of `shared` a test gets.
+    pub(crate) fn for_test(
+        shared: Arc<SharedCluster>,
+        namespace: String,
+        seed: u64,
+        timeline: Arc<Timeline>,
+    ) -> Cluster {
+        let faults = FaultContext {
+            backend: shared.provisioned.nodes_backend.clone(),
+            client: shared.provisioned.client.clone(),
+            ledger: shared.ledger.clone(),
+            timeline: timeline.clone(),
+        };
+        let nodes = shared
+            .provisioned
+            .nodes
+            .iter()
+            .map(|n| Node {
+                faults: Some(faults.clone()),
+                ..n.clone()
+            })
+            .collect();
+        Cluster {
+            shared,
+            namespace,
+            seed,
+            timeline,
+            nodes,
+            faults,
+        }
+    }
+}
+
+/// One node of a cluster, and the faults it can take.
+#[derive(Clone)]
 pub struct Node {
     pub(crate) name: String,
     pub(crate) role: Role,
     pub(crate) version: Version,
     /// The full version the node's kubelet reports, e.g. `v1.28.15`.
     pub(crate) kubelet_version: String,
+    /// Set on the nodes a test's [`Cluster`] hands out.
+    pub(crate) faults: Option<FaultContext>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("version", &self.version)
+            .field("kubelet_version", &self.kubelet_version)
+            .finish()
+    }
 }
 
 impl Cluster {
@@ -46,7 +99,7 @@ impl Cluster {
 
     /// Every node: control planes first, then workers, in kind's naming order.
     pub fn nodes(&self) -> &[Node] {
-        &self.shared.provisioned.nodes
+        &self.nodes
     }
 
     pub fn masters(&self) -> Vec<&Node> {
@@ -72,7 +125,37 @@ impl Cluster {
     /// pause, kubelet stop, partitions, netem. Whatever a test leaves in it is undone by the
     /// heal before the next test.
     pub fn docker_faults(&self) -> Option<&crate::docker::FaultLedger> {
-        self.shared.provisioned.docker_faults.as_deref()
+        match &self.shared.provisioned.nodes_backend {
+            NodeBackend::Docker(ledger) => Some(ledger),
+            NodeBackend::Sim(_) => None,
+        }
+    }
+
+    /// Cuts the nodes `a` off from the nodes `b`, both ways.
+    pub async fn partition(&self, a: &[&Node], b: &[&Node]) -> anyhow::Result<Fault> {
+        let a: Vec<&str> = a.iter().map(|n| n.name()).collect();
+        let b: Vec<&str> = b.iter().map(|n| n.name()).collect();
+        let masters: Vec<&str> = self.masters().iter().map(|n| n.name()).collect();
+        self.faults.partition(&a, &b, &masters).await
+    }
+
+    /// Deletes the pods `label_selector` matches in this test's namespace; their controllers
+    /// replace them. Returns the names of the pods killed.
+    pub async fn kill_pods(&self, label_selector: &str) -> anyhow::Result<Vec<String>> {
+        self.faults.kill_pods(&self.namespace, label_selector).await
+    }
+
+    /// Stops the last control-plane node of an HA control plane: the API must keep serving from
+    /// the others. Fails on a cluster with a single control plane.
+    pub async fn lose_control_plane(&self) -> anyhow::Result<Fault> {
+        let masters = self.masters();
+        match masters.last() {
+            Some(node) if masters.len() >= 2 => node.stop().await,
+            _ => anyhow::bail!(
+                "losing a control plane needs an HA cluster: use `masters = 3` (this one has {})",
+                masters.len()
+            ),
+        }
     }
 
     /// A client for the cluster's API (a clone: cheap).
@@ -142,5 +225,94 @@ impl Node {
     /// The version its kubelet reports, e.g. `v1.28.15`.
     pub fn kubelet_version(&self) -> &str {
         &self.kubelet_version
+    }
+
+    fn faults(&self) -> anyhow::Result<&FaultContext> {
+        self.faults.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "node {} is not from a test's cluster: take it from `cluster.nodes()`",
+                self.name
+            )
+        })
+    }
+
+    /// Stops the node gracefully (kind: `docker stop`; its pods die with it). Undone by
+    /// [`Node::start`], by the handle, or by the heal.
+    pub async fn stop(&self) -> anyhow::Result<Fault> {
+        self.faults()?
+            .node_fault(NodeAction::Stop, &self.name)
+            .await
+    }
+
+    /// Kills the node (kind: `docker kill`).
+    pub async fn kill(&self) -> anyhow::Result<Fault> {
+        self.faults()?
+            .node_fault(NodeAction::Kill, &self.name)
+            .await
+    }
+
+    /// Starts a stopped, killed or paused node, ending those faults.
+    pub async fn start(&self) -> anyhow::Result<()> {
+        self.faults()?.start(&self.name).await
+    }
+
+    /// Stops and starts the node: its containers restart.
+    pub async fn restart(&self) -> anyhow::Result<()> {
+        self.faults()?.restart(&self.name).await
+    }
+
+    /// Freezes the node (kind: `docker pause`): nothing on it runs or answers.
+    pub async fn pause(&self) -> anyhow::Result<Fault> {
+        self.faults()?
+            .node_fault(NodeAction::Pause, &self.name)
+            .await
+    }
+
+    /// Ends a pause.
+    pub async fn unpause(&self) -> anyhow::Result<()> {
+        self.faults()?.start(&self.name).await
+    }
+
+    /// Stops the node's kubelet; its pods keep running.
+    pub async fn kubelet_stop(&self) -> anyhow::Result<Fault> {
+        self.faults()?
+            .node_fault(NodeAction::KubeletStop, &self.name)
+            .await
+    }
+
+    pub async fn kubelet_start(&self) -> anyhow::Result<()> {
+        self.faults()?.kubelet_start(&self.name).await
+    }
+
+    /// Marks the node unschedulable.
+    pub async fn cordon(&self) -> anyhow::Result<Fault> {
+        self.faults()?.cordon(&self.name).await
+    }
+
+    pub async fn uncordon(&self) -> anyhow::Result<()> {
+        self.faults()?.uncordon(&self.name).await
+    }
+
+    /// Cordons the node and evicts its pods through the eviction API, honouring
+    /// PodDisruptionBudgets, for at most `timeout`. The handle uncordons it.
+    pub async fn drain(&self, timeout: std::time::Duration) -> anyhow::Result<Fault> {
+        self.faults()?.drain(&self.name, timeout).await
+    }
+
+    /// Cuts the node off from every other node of the cluster.
+    pub async fn isolate(&self) -> anyhow::Result<Fault> {
+        self.faults()?
+            .node_fault(NodeAction::Isolate, &self.name)
+            .await
+    }
+
+    /// Delays every packet the node sends (kind: `tc netem`; the sim records it only).
+    pub async fn network_delay(&self, delay: std::time::Duration) -> anyhow::Result<Fault> {
+        self.faults()?.netem(&self.name, Some(delay), None).await
+    }
+
+    /// Drops that share of the node's packets (kind: `tc netem`; the sim records it only).
+    pub async fn network_loss(&self, percent: f64) -> anyhow::Result<Fault> {
+        self.faults()?.netem(&self.name, None, Some(percent)).await
     }
 }

@@ -6,6 +6,7 @@
 pub mod apply;
 mod cluster;
 mod command;
+pub mod faults;
 pub mod conditions;
 pub mod docker;
 mod harness;

@@ -19,6 +19,7 @@ use crate::harness::pool::Pool;
 use crate::harness::progress::{reporting, say};
 use crate::harness::seed::test_seed;
 use crate::harness::settings::Settings;
+use crate::provider::NodeBackend;
 use crate::registry::TestFuture;
 use crate::timeline::{self, EntryKind, Timeline, TimelineFile};
 use crate::{health, namespace};
@@ -115,7 +116,9 @@ impl Scheduler {
             if index + 1 == count {
                 break; // The cluster goes away next: nothing to heal it for.
             }
-            let healed = self.heal_and_check(&cluster, &run.namespace).await;
+            let healed = self
+                .heal_and_check(&cluster, &run.namespace, &run.timeline)
+                .await;
             match &healed {
                 Ok(()) => run
                     .timeline
@@ -176,6 +179,7 @@ impl Scheduler {
             name,
             topology: topology.clone(),
             provisioned,
+            ledger: Default::default(),
         });
         self.pool.add(cluster.clone());
         say(format!(
@@ -204,12 +208,8 @@ impl Scheduler {
                 "could not create the test's namespace {namespace}: {err:#}"
             )),
             Ok(()) => {
-                let cluster = Cluster {
-                    shared: shared.clone(),
-                    namespace: namespace.clone(),
-                    seed,
-                    timeline: timeline.clone(),
-                };
+                let cluster =
+                    Cluster::for_test(shared.clone(), namespace.clone(), seed, timeline.clone());
                 self.run_body(cluster, job).await.err()
             }
         };
@@ -298,10 +298,22 @@ impl Scheduler {
 
     /// Undoes what the test left behind and checks the cluster is as created. `Err` says why it is
     /// not, and the cluster must not serve another test.
-    async fn heal_and_check(&self, cluster: &SharedCluster, namespace: &str) -> Result<(), String> {
+    async fn heal_and_check(
+        &self,
+        cluster: &SharedCluster,
+        namespace: &str,
+        timeline: &Timeline,
+    ) -> Result<(), String> {
         let client = cluster.provisioned.client.clone();
         let timeout = self.pool.provider.health_timeout();
-        if let Some(faults) = &cluster.provisioned.docker_faults {
+        let backend = &cluster.provisioned.nodes_backend;
+        let undone = cluster.ledger.heal(backend, &client).await;
+        for what in undone.as_ref().into_iter().flatten() {
+            timeline.record(EntryKind::Heal, format!("undone: {what}"));
+        }
+        undone.map_err(|err| format!("its faults could not all be undone: {err}"))?;
+        // Docker-level faults made outside the test's fault API (cluster.docker_faults()).
+        if let NodeBackend::Docker(faults) = backend {
             faults
                 .heal()
                 .await

@@ -14,16 +14,26 @@ use futures::future::BoxFuture;
 use crate::cluster::Node;
 use crate::docker::FaultLedger;
 use crate::harness::settings::{ProviderChoice, Settings};
+use crate::sim::control::ControlPlane;
 pub(crate) use kind::KindProvider;
 pub(crate) use sim::SimProvider;
+
+/// How a provider reaches its nodes for faults.
+#[derive(Clone)]
+pub(crate) enum NodeBackend {
+    /// kind: node containers, through the Docker CLI; faults are recorded in the ledger.
+    Docker(Arc<FaultLedger>),
+    /// The sim: its control plane's kubelets.
+    Sim(Arc<ControlPlane>),
+}
 
 /// A cluster a provider created.
 pub(crate) struct Provisioned {
     pub name: String,
     pub client: kube::Client,
     pub nodes: Vec<Node>,
-    /// Docker-level faults on its nodes, undone by the heal between tests (kind only).
-    pub docker_faults: Option<Arc<FaultLedger>>,
+    /// What hurts its nodes: Docker for kind, the simulated control plane for the sim.
+    pub nodes_backend: NodeBackend,
 }
 
 pub(crate) trait Provider: Send + Sync {

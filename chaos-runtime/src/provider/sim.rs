@@ -2,6 +2,7 @@
 //! a Node object per node of the topology, reached through a real `kube::Client`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,9 +15,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::{Provider, Provisioned};
+use super::{NodeBackend, Provider, Provisioned};
 use crate::cluster::Node;
 use crate::sim::ApiServer;
+use crate::sim::control::{ControlPlane, Timings};
 
 pub(crate) struct SimProvider {
     /// Stands in for kind's creation time, so that scheduling behaves as it would on kind.
@@ -60,6 +62,7 @@ impl Provider for SimProvider {
                     role: spec.role,
                     version: spec.version,
                     kubelet_version: spec.version.kubelet_version(),
+                    faults: None,
                 };
                 server
                     .create(serde_json::to_value(node_object(&node, index))?)
@@ -70,7 +73,10 @@ impl Provider for SimProvider {
                 name: name.to_owned(),
                 client: server.client(),
                 nodes,
-                docker_faults: None,
+                nodes_backend: NodeBackend::Sim(Arc::new(ControlPlane::start(
+                    server,
+                    Timings::default(),
+                ))),
             })
         })
     }

@@ -14,7 +14,7 @@ use chaos_topology::Topology;
 use futures::future::BoxFuture;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::{Provider, Provisioned};
+use super::{NodeBackend, Provider, Provisioned};
 use crate::cluster::Node;
 use crate::command::{Cmd, CommandError};
 use crate::docker::{Docker, FaultLedger};
@@ -197,6 +197,7 @@ impl KindProvider {
                 role: spec.role,
                 version: spec.version,
                 kubelet_version: image.kubelet_version.clone(),
+                faults: None,
             })
             .collect();
         let client = self.client(name, &kubeconfig).await?;
@@ -215,7 +216,7 @@ impl KindProvider {
             name: name.to_owned(),
             client,
             nodes,
-            docker_faults: Some(Arc::new(FaultLedger::new(Docker::new()))),
+            nodes_backend: NodeBackend::Docker(Arc::new(FaultLedger::new(Docker::new()))),
         })
     }
 

@@ -1,0 +1,274 @@
+//! Every fault operation on the sim, through the same API a kind cluster offers: each test shows
+//! the fault's effect through the Kubernetes API, then its undo.
+
+use std::time::Duration;
+
+use chaos_runtime::k8s_openapi::api::core::v1::{Node as NodeObject, Pod};
+use chaos_runtime::k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use chaos_runtime::kube::Api;
+use chaos_runtime::kube::api::{DeleteParams, ListParams};
+use chaos_runtime::kube::runtime::watcher;
+use chaos_runtime::prelude::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+const WEB: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: 'registry.k8s.io/pause:3.10'}]}
+";
+
+async fn deploy_web(cluster: &Cluster) -> anyhow::Result<()> {
+    cluster.apply(WEB).await?;
+    cluster
+        .wait_for_deployment_available("web", 3, WAIT)
+        .await?;
+    Ok(())
+}
+
+async fn unschedulable(cluster: &Cluster, node: &str) -> anyhow::Result<bool> {
+    let object = Api::<NodeObject>::all(cluster.client()).get(node).await?;
+    Ok(object.spec.and_then(|s| s.unschedulable).unwrap_or(false))
+}
+
+async fn pods_on(cluster: &Cluster, node: &str) -> anyhow::Result<Vec<String>> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), cluster.namespace());
+    let list = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect())
+}
+
+#[chaos_test(masters = 1, workers = 3)]
+async fn stop_takes_a_node_down_and_start_brings_it_back(cluster: &Cluster) -> anyhow::Result<()> {
+    deploy_web(cluster).await?;
+    let worker = cluster.workers()[0];
+    let probe = cluster.always_available("web", 1);
+    let _stopped = worker.stop().await?;
+    cluster
+        .wait_for_node_ready(worker.name(), false, WAIT)
+        .await?;
+    // Its pods are evicted after their toleration and come back on the other workers.
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), cluster.namespace());
+    let on_worker = watcher::Config::default().fields(&format!("spec.nodeName={}", worker.name()));
+    cluster
+        .wait_until(
+            pods,
+            on_worker,
+            "no pod on the stopped node",
+            WAIT,
+            |found: &[Pod]| match found {
+                [] => Ok(()),
+                _ => Err(format!("{} pods on it", found.len())),
+            },
+        )
+        .await?;
+    cluster
+        .wait_for_deployment_available("web", 3, WAIT)
+        .await?;
+    worker.start().await?;
+    cluster
+        .wait_for_node_ready(worker.name(), true, WAIT)
+        .await?;
+    probe.finish().await?;
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 3)]
+async fn kill_is_undone_when_its_handle_is_dropped(cluster: &Cluster) -> anyhow::Result<()> {
+    let worker = cluster.workers()[1];
+    {
+        let killed = worker.kill().await?;
+        assert_eq!(killed.what(), format!("kill {}", worker.name()));
+        cluster
+            .wait_for_node_ready(worker.name(), false, WAIT)
+            .await?;
+    }
+    cluster
+        .wait_for_node_ready(worker.name(), true, WAIT)
+        .await?;
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 3)]
+async fn pause_and_kubelet_stop_are_undone(cluster: &Cluster) -> anyhow::Result<()> {
+    let (a, b) = (cluster.workers()[0], cluster.workers()[1]);
+    let _paused = a.pause().await?;
+    let kubelet = b.kubelet_stop().await?;
+    cluster.wait_for_node_ready(a.name(), false, WAIT).await?;
+    cluster.wait_for_node_ready(b.name(), false, WAIT).await?;
+    a.unpause().await?;
+    kubelet.undo().await?;
+    cluster.wait_for_nodes_ready(WAIT).await?;
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 3)]
+async fn cordon_keeps_new_pods_off_and_its_undo_uncordons(cluster: &Cluster) -> anyhow::Result<()> {
+    let worker = cluster.workers()[2];
+    let cordoned = worker.cordon().await?;
+    assert!(unschedulable(cluster, worker.name()).await?);
+    deploy_web(cluster).await?;
+    assert!(
+        pods_on(cluster, worker.name()).await?.is_empty(),
+        "a cordoned node gets no pods"
+    );
+    cordoned.undo().await?;
+    assert!(!unschedulable(cluster, worker.name()).await?);
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 3)]
+async fn drain_honours_a_disruption_budget_then_evicts(cluster: &Cluster) -> anyhow::Result<()> {
+    deploy_web(cluster).await?;
+    let budget = |spec: &str| {
+        format!(
+            "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {{name: web}}\nspec: {{{spec}, selector: {{matchLabels: {{app: web}}}}}}\n"
+        )
+    };
+    cluster.apply(&budget("minAvailable: 3")).await?;
+    let worker = cluster.workers()[0];
+    let refused = worker
+        .drain(Duration::from_secs(2))
+        .await
+        .err()
+        .expect("the budget refuses");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("a PodDisruptionBudget still refuses to evict"),
+        "{message}"
+    );
+    worker.uncordon().await?;
+
+    // A new budget (the sim's server-side apply merges, so replace rather than re-apply).
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(cluster.client(), cluster.namespace());
+    budgets.delete("web", &DeleteParams::default()).await?;
+    cluster.apply(&budget("maxUnavailable: 1")).await?;
+    let drained = worker.drain(Duration::from_secs(10)).await?;
+    assert!(pods_on(cluster, worker.name()).await?.is_empty(), "drained");
+    assert!(unschedulable(cluster, worker.name()).await?);
+    cluster
+        .wait_for_deployment_available("web", 3, WAIT)
+        .await?;
+    drained.undo().await?;
+    assert!(!unschedulable(cluster, worker.name()).await?);
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 3)]
+async fn partition_cuts_the_minority_side_off(cluster: &Cluster) -> anyhow::Result<()> {
+    let (master, worker) = (cluster.masters()[0], cluster.workers()[0]);
+    let others: Vec<&Node> = cluster.workers()[1..].to_vec();
+    let cut = cluster.partition(&[master], &[worker]).await?;
+    cluster
+        .wait_for_node_ready(worker.name(), false, WAIT)
+        .await?;
+    for node in &others {
+        cluster.wait_for_node_ready(node.name(), true, WAIT).await?;
+    }
+    cut.undo().await?;
+    cluster.wait_for_nodes_ready(WAIT).await?;
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 3)]
+async fn pod_kill_replaces_the_pods(cluster: &Cluster) -> anyhow::Result<()> {
+    deploy_web(cluster).await?;
+    let killed = cluster.kill_pods("app=web").await?;
+    assert_eq!(killed.len(), 3, "{killed:?}");
+    cluster.wait_for_pods_running("app=web", 3, WAIT).await?;
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), cluster.namespace());
+    let now: Vec<String> = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert!(
+        now.iter().all(|p| !killed.contains(p)),
+        "new pods: {now:?}, killed: {killed:?}"
+    );
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 3)]
+async fn y_a_kept_fault_is_left_to_the_heal(cluster: &Cluster) -> anyhow::Result<()> {
+    let worker = cluster.workers()[0];
+    worker.isolate().await?.keep();
+    cluster
+        .wait_for_node_ready(worker.name(), false, WAIT)
+        .await?;
+    Ok(())
+}
+
+// Runs after the test above on the same cluster: the heal undid the kept isolation.
+#[chaos_test(masters = 1, workers = 3)]
+async fn z_after_a_kept_fault_the_next_test_gets_a_whole_cluster(
+    cluster: &Cluster,
+) -> anyhow::Result<()> {
+    let nodes: Api<NodeObject> = Api::all(cluster.client());
+    for node in nodes.list(&ListParams::default()).await?.items {
+        let ready = chaos_runtime::conditions::node_ready_status(&node).to_owned();
+        assert_eq!(ready, "True", "{:?}", node.metadata.name);
+    }
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 3)]
+async fn network_faults_are_recorded_on_the_sim(cluster: &Cluster) -> anyhow::Result<()> {
+    let worker = cluster.workers()[0];
+    let _delay = worker.network_delay(Duration::from_millis(100)).await?;
+    let _loss = worker.network_loss(5.0).await?;
+    let faults: Vec<String> = cluster
+        .timeline()
+        .entries()
+        .into_iter()
+        .map(|e| e.what)
+        .collect();
+    assert!(
+        faults
+            .iter()
+            .any(|f| f.contains("netem") && f.contains("no data plane")),
+        "{faults:?}"
+    );
+    cluster.wait_for_nodes_ready(WAIT).await?;
+    Ok(())
+}
+
+#[chaos_test(masters = 3, workers = 1)]
+async fn an_ha_control_plane_loses_one_and_keeps_serving(cluster: &Cluster) -> anyhow::Result<()> {
+    let lost = cluster.lose_control_plane().await?;
+    let master = cluster.masters()[2].name().to_owned();
+    assert_eq!(lost.what(), format!("stop {master}"));
+    cluster.wait_for_node_ready(&master, false, WAIT).await?;
+    let nodes = Api::<NodeObject>::all(cluster.client())
+        .list(&ListParams::default())
+        .await?;
+    assert_eq!(nodes.items.len(), 4, "the API keeps serving");
+    lost.undo().await?;
+    cluster.wait_for_nodes_ready(WAIT).await?;
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 1)]
+async fn losing_the_only_control_plane_is_refused(cluster: &Cluster) -> anyhow::Result<()> {
+    let err = cluster.lose_control_plane().await.err().expect("refused");
+    assert!(
+        err.to_string()
+            .contains("needs an HA cluster: use `masters = 3`"),
+        "{err}"
+    );
+    Ok(())
+}
+
+chaos_runtime::main!(provider = "sim");
