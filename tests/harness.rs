@@ -157,14 +157,15 @@ fn a_broken_cluster_is_replaced_and_a_failed_test_keeps_a_healthy_one() {
     );
     r.assert_outcome("b_gets_a_whole_cluster", "1m2w-k8s1.30", "FAILED");
     let s = r.summary();
-    // 1m2w (created, recreated once), 1m1w-k8s1.30, 1m1w-k8s1.31; the ignored test makes none.
+    // 1m2w (created, recreated once), 1m1w-k8s1.30, 1m1w-k8s1.31, 1m3w-k8s1.31 (the monkey);
+    // the ignored test makes none.
     assert_eq!(
         (
             s["clusters_created"],
             s["clusters_recreated"],
             s["clusters_destroyed"]
         ),
-        (4, 1, 4),
+        (5, 1, 5),
         "{}",
         r.both()
     );
@@ -241,13 +242,14 @@ fn list_orders_each_topology_together_largest_first() {
         .lines()
         .filter_map(|l| l.strip_prefix('[')?.split(']').next())
         .collect();
-    // Groups of 3, 1 and 1 (ties by label), then the ignored test, which runs in no group.
+    // Groups of 3, 1, 1 and 1 (ties by label), then the ignored test, which runs in no group.
     let expected = [
         "1m2w-k8s1.30",
         "1m2w-k8s1.30",
         "1m2w-k8s1.30",
         "1m1w-k8s1.30",
         "1m1w-k8s1.31",
+        "1m3w-k8s1.31",
         "1m1w-k8s1.35",
     ];
     assert_eq!(labels, expected, "{}", r.both());
@@ -504,4 +506,22 @@ fn a_passing_test_writes_its_timeline_too() {
     let file: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("written")).unwrap();
     assert_eq!(file["outcome"], "passed", "{file}");
+}
+
+#[test]
+fn a_seeded_monkey_repeats_its_schedule_and_another_seed_changes_it() {
+    let schedule = |seed: &str| {
+        let r = run(LIFECYCLE, &["--exact", "monkey"], &[("CHAOS_SEED", seed)]);
+        assert_eq!(r.code, Some(0), "{}", r.both());
+        let line = r
+            .stdout
+            .lines()
+            .find_map(|l| Some(l.split_once("lifecycle: monkey schedule: ")?.1.to_owned()));
+        let line = line.unwrap_or_else(|| panic!("no schedule: {}", r.both()));
+        assert!(line.contains("+"), "a schedule with faults: {line}");
+        line
+    };
+    let first = schedule("11");
+    assert_eq!(first, schedule("11"), "the same seed, the same schedule");
+    assert_ne!(first, schedule("12"), "another seed, another schedule");
 }

@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod docker;
 mod harness;
 mod health;
+pub mod monkey;
 mod namespace;
 pub mod probe;
 pub mod ownership;
@@ -30,6 +31,8 @@ pub use rand;
 
 /// Everything a test file needs: `use chaos_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::faults::Fault;
+    pub use crate::monkey::{MonkeyFault, MonkeyPlan};
     pub use crate::{Cluster, Node, Role, Topology, Version, chaos_test};
 }
 

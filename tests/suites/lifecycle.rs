@@ -2,9 +2,12 @@
 //! cluster (the next one must get a new one), a failing test on a healthy cluster (kept), a
 //! version matrix, and an ignored test.
 
+use std::time::Duration;
+
 use chaos_runtime::k8s_openapi::api::core::v1::Node as NodeObject;
 use chaos_runtime::kube::Api;
 use chaos_runtime::kube::api::{DeleteParams, ListParams};
+
 use chaos_runtime::prelude::*;
 
 async fn node_names(cluster: &Cluster) -> anyhow::Result<Vec<String>> {
@@ -61,6 +64,33 @@ async fn matrix(cluster: &Cluster) -> anyhow::Result<()> {
         format!("{}.{}", info.major, info.minor),
         cluster.topology().control_plane_version().to_string()
     );
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 3, k8s = "1.31")]
+async fn monkey(cluster: &Cluster) -> anyhow::Result<()> {
+    let plan = MonkeyPlan {
+        duration: Duration::from_secs(3),
+        every: Duration::from_millis(100)..=Duration::from_millis(400),
+        down_for: Duration::from_millis(100)..=Duration::from_millis(400),
+        faults: vec![
+            MonkeyFault::Kill,
+            MonkeyFault::Pause,
+            MonkeyFault::KubeletStop,
+        ],
+        ..MonkeyPlan::default()
+    };
+    let monkey = cluster.monkey(plan);
+    let schedule: Vec<String> = monkey
+        .schedule()
+        .iter()
+        .map(|a| a.to_string().replace(cluster.name(), "C"))
+        .collect();
+    println!("lifecycle: monkey schedule: {}", schedule.join(", "));
+    monkey.finish().await?;
+    cluster
+        .wait_for_nodes_ready(Duration::from_secs(10))
+        .await?;
     Ok(())
 }
 
