@@ -525,3 +525,49 @@ fn a_seeded_monkey_repeats_its_schedule_and_another_seed_changes_it() {
     assert_eq!(first, schedule("11"), "the same seed, the same schedule");
     assert_ne!(first, schedule("12"), "another seed, another schedule");
 }
+
+/// The example suite `cargo run --example scenarios` runs; `cargo test` builds examples before
+/// it runs tests, so the binary is beside the self-test suites.
+#[test]
+fn the_scenario_suite_passes_on_the_sim_with_fewer_clusters_than_tests() {
+    let debug_dir = std::path::Path::new(FAILURES)
+        .parent()
+        .expect("target/debug");
+    let scenarios = debug_dir.join("examples").join("scenarios");
+    assert!(
+        scenarios.is_file(),
+        "{} is missing: run `cargo test --workspace` (it builds the examples) or `cargo build --examples`",
+        scenarios.display()
+    );
+    let r = run(scenarios.to_str().unwrap(), &[], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.both());
+    let s = r.summary();
+    assert_eq!(s["failed"], 0, "{}", r.both());
+    assert!(s["tests"] >= 6, "every planned scenario: {}", r.both());
+    assert!(
+        s["clusters_created"] < s["tests"],
+        "clusters are shared: {}",
+        r.both()
+    );
+    assert_eq!(
+        s["clusters_destroyed"],
+        s["clusters_created"],
+        "{}",
+        r.both()
+    );
+    for scenario in [
+        "deploy_an_application",
+        "app_stays_available_while_workers_die",
+        "version_matrix[k8s=1.34]",
+        "control_plane_and_workers_on_different_versions",
+        "workers_on_different_versions",
+        "ha_control_plane_loses_one_and_keeps_serving",
+    ] {
+        assert!(
+            r.outcome(scenario)
+                .is_some_and(|(_, outcome)| outcome == "ok"),
+            "{scenario}: {}",
+            r.both()
+        );
+    }
+}
