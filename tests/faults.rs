@@ -271,4 +271,55 @@ async fn losing_the_only_control_plane_is_refused(cluster: &Cluster) -> anyhow::
     Ok(())
 }
 
+#[chaos_test(masters = 1, workers = 3)]
+async fn restart_restarts_the_pods_and_kubelet_start_ends_a_kubelet_stop(
+    cluster: &Cluster,
+) -> anyhow::Result<()> {
+    deploy_web(cluster).await?;
+    let worker = cluster.workers()[1];
+    let before: Vec<String> = pods_on(cluster, worker.name()).await?;
+    anyhow::ensure!(!before.is_empty(), "the app has a pod on {}", worker.name());
+    worker.restart().await?;
+    // The node's containers died and came back: its pods count a restart.
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), cluster.namespace());
+    let on_worker = watcher::Config::default().fields(&format!("spec.nodeName={}", worker.name()));
+    cluster
+        .wait_until(
+            pods,
+            on_worker,
+            "the restarted node's pods restarted",
+            WAIT,
+            |found: &[Pod]| {
+                let restarts: i32 = found
+                    .iter()
+                    .flat_map(|p| {
+                        p.status
+                            .iter()
+                            .flat_map(|s| s.container_statuses.iter().flatten())
+                    })
+                    .map(|c| c.restart_count)
+                    .sum();
+                if restarts > 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{} pods, no restart", found.len()))
+                }
+            },
+        )
+        .await?;
+    cluster
+        .wait_for_node_ready(worker.name(), true, WAIT)
+        .await?;
+
+    let _stopped = worker.kubelet_stop().await?;
+    cluster
+        .wait_for_node_ready(worker.name(), false, WAIT)
+        .await?;
+    worker.kubelet_start().await?;
+    cluster
+        .wait_for_node_ready(worker.name(), true, WAIT)
+        .await?;
+    Ok(())
+}
+
 chaos_runtime::main!(provider = "sim");

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::sim::control::Timings;
+
 /// Which provider makes clusters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ProviderChoice {
@@ -37,6 +39,8 @@ pub(crate) struct Settings {
     pub default_timeout: Duration,
     /// How long the sim takes to "provision" a cluster, standing in for kind's creation time.
     pub sim_provision_delay: Duration,
+    /// The sim's control-plane delays.
+    pub sim_timings: Timings,
 }
 
 impl Settings {
@@ -76,8 +80,26 @@ impl Settings {
                 "CHAOS_SIM_PROVISION_DELAY",
                 Duration::from_millis(200),
             )?,
+            sim_timings: sim_timings(&var)?,
         })
     }
+}
+
+/// `CHAOS_SIM_POD_START`, `CHAOS_SIM_NODE_GRACE`, `CHAOS_SIM_TOLERATION`: the sim's delays.
+fn sim_timings(var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Timings> {
+    let defaults = Timings::default();
+    let toleration = duration(
+        var,
+        "CHAOS_SIM_TOLERATION",
+        Duration::from_secs(defaults.default_toleration_seconds.into()),
+    )?;
+    Ok(Timings {
+        pod_start: duration(var, "CHAOS_SIM_POD_START", defaults.pod_start)?,
+        node_monitor_grace: duration(var, "CHAOS_SIM_NODE_GRACE", defaults.node_monitor_grace)?,
+        // The API counts tolerations in whole seconds.
+        default_toleration_seconds: toleration.as_secs().try_into().unwrap_or(u32::MAX),
+        ..defaults
+    })
 }
 
 fn flag(var: &impl Fn(&str) -> Option<String>, key: &str) -> anyhow::Result<bool> {
@@ -134,12 +156,18 @@ mod tests {
             ("CHAOS_SEED", "42"),
             ("CHAOS_TEST_TIMEOUT", "90s"),
             ("CHAOS_SIM_PROVISION_DELAY", "5ms"),
+            ("CHAOS_SIM_POD_START", "1s"),
+            ("CHAOS_SIM_NODE_GRACE", "40s"),
+            ("CHAOS_SIM_TOLERATION", "300s"),
         ])
         .unwrap();
         assert_eq!(s.provider, ProviderChoice::Sim);
         assert_eq!((s.max_clusters, s.keep, s.seed), (Some(2), true, Some(42)));
         assert_eq!(s.default_timeout, Duration::from_secs(90));
         assert_eq!(s.sim_provision_delay, Duration::from_millis(5));
+        assert_eq!(s.sim_timings.pod_start, Duration::from_secs(1));
+        assert_eq!(s.sim_timings.node_monitor_grace, Duration::from_secs(40));
+        assert_eq!(s.sim_timings.default_toleration_seconds, 300);
     }
 
     #[test]

@@ -79,7 +79,10 @@ pub(crate) async fn select(
                 "chaos: CHAOS_REUSE=1 has no effect on the sim: its clusters end with the process"
             );
         }
-        Box::new(SimProvider::new(settings.sim_provision_delay)) as Box<dyn Provider>
+        Box::new(SimProvider::new(
+            settings.sim_provision_delay,
+            settings.sim_timings.clone(),
+        )) as Box<dyn Provider>
     };
     let kind = async {
         let provider = KindProvider::detect().await?;

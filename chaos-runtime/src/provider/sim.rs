@@ -23,11 +23,15 @@ use crate::sim::control::{ControlPlane, Timings};
 pub(crate) struct SimProvider {
     /// Stands in for kind's creation time, so that scheduling behaves as it would on kind.
     provision_delay: Duration,
+    timings: Timings,
 }
 
 impl SimProvider {
-    pub fn new(provision_delay: Duration) -> Self {
-        SimProvider { provision_delay }
+    pub fn new(provision_delay: Duration, timings: Timings) -> Self {
+        SimProvider {
+            provision_delay,
+            timings,
+        }
     }
 }
 
@@ -75,7 +79,7 @@ impl Provider for SimProvider {
                 nodes,
                 nodes_backend: NodeBackend::Sim(Arc::new(ControlPlane::start(
                     server,
-                    Timings::default(),
+                    self.timings.clone(),
                 ))),
             })
         })
