@@ -2,14 +2,13 @@
 //! condition must hold at every state the watch sees, from the first complete list until the
 //! probe is finished) and `eventually` (it must hold at some point before then).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,6 +17,7 @@ use std::sync::Arc;
 
 use crate::conditions::ListCondition;
 use crate::timeline::{EntryKind, Timeline};
+use crate::wait::WatchedSet;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -103,34 +103,20 @@ where
     let started = Instant::now();
     let (report, seen) = watch::channel(Seen::default());
     let task = tokio::spawn(async move {
-        let mut objects: BTreeMap<(Option<String>, String), K> = BTreeMap::new();
-        let mut initial: BTreeMap<(Option<String>, String), K> = BTreeMap::new();
+        let mut watched = WatchedSet::default();
         let mut events = std::pin::pin!(watcher(api, config).default_backoff());
         while let Some(event) = events.next().await {
-            match event {
-                Ok(watcher::Event::Init) => {
-                    // A (re)list starts: judge nothing until it is complete.
-                    initial.clear();
-                    continue;
-                }
-                Ok(watcher::Event::InitApply(obj)) => {
-                    initial.insert((obj.namespace(), obj.name_any()), obj);
-                    continue;
-                }
-                Ok(watcher::Event::InitDone) => objects = std::mem::take(&mut initial),
-                Ok(watcher::Event::Apply(obj)) => {
-                    objects.insert((obj.namespace(), obj.name_any()), obj);
-                }
-                Ok(watcher::Event::Delete(obj)) => {
-                    objects.remove(&(obj.namespace(), obj.name_any()));
-                }
+            let current = match event {
+                Ok(event) => match watched.apply(event) {
+                    Some(current) => current,
+                    None => continue,
+                },
                 Err(err) => {
                     // Not a verdict: while the API cannot be watched, nothing is seen.
                     report.send_modify(|s| s.last = format!("watch error: {err}"));
                     continue;
                 }
-            }
-            let current: Vec<K> = objects.values().cloned().collect();
+            };
             let verdict = condition(&current);
             let done = report.send_modify_and_check(|seen| {
                 seen.states += 1;

@@ -51,33 +51,19 @@ where
 {
     let mut last_seen = String::from("nothing yet (no answer from the API)");
     let watch = async {
-        let mut objects: BTreeMap<(Option<String>, String), K> = BTreeMap::new();
-        let mut initial: BTreeMap<(Option<String>, String), K> = BTreeMap::new();
+        let mut watched = WatchedSet::default();
         let mut events = std::pin::pin!(watcher(api, config).default_backoff());
         while let Some(event) = events.next().await {
-            match event {
-                Ok(watcher::Event::Init) => {
-                    // A (re)list starts: judge nothing until it is complete.
-                    initial.clear();
-                    continue;
-                }
-                Ok(watcher::Event::InitApply(obj)) => {
-                    initial.insert(key(&obj), obj);
-                    continue;
-                }
-                Ok(watcher::Event::InitDone) => objects = std::mem::take(&mut initial),
-                Ok(watcher::Event::Apply(obj)) => {
-                    objects.insert(key(&obj), obj);
-                }
-                Ok(watcher::Event::Delete(obj)) => {
-                    objects.remove(&key(&obj));
-                }
+            let current = match event {
+                Ok(event) => match watched.apply(event) {
+                    Some(current) => current,
+                    None => continue,
+                },
                 Err(err) => {
                     last_seen = format!("watch error: {err}");
                     continue;
                 }
-            }
-            let current: Vec<K> = objects.values().cloned().collect();
+            };
             match condition(&current) {
                 Ok(()) => return Some(current),
                 Err(seen) => last_seen = seen,
@@ -100,6 +86,43 @@ where
     }
 }
 
-fn key<K: Resource>(obj: &K) -> (Option<String>, String) {
-    (obj.namespace(), obj.name_any())
+/// The objects a watch currently sees, rebuilt from its events. A state is complete once the
+/// (re)list that starts with `Init` has ended with `InitDone`: nothing is judged before.
+pub(crate) struct WatchedSet<K> {
+    objects: BTreeMap<(Option<String>, String), K>,
+    relisting: BTreeMap<(Option<String>, String), K>,
+}
+
+impl<K> Default for WatchedSet<K> {
+    fn default() -> Self {
+        WatchedSet {
+            objects: BTreeMap::new(),
+            relisting: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Resource + Clone> WatchedSet<K> {
+    /// Takes in one event; returns the objects now seen when they form a complete state.
+    pub(crate) fn apply(&mut self, event: watcher::Event<K>) -> Option<Vec<K>> {
+        let key = |obj: &K| (obj.namespace(), obj.name_any());
+        match event {
+            watcher::Event::Init => {
+                self.relisting.clear();
+                return None;
+            }
+            watcher::Event::InitApply(obj) => {
+                self.relisting.insert(key(&obj), obj);
+                return None;
+            }
+            watcher::Event::InitDone => self.objects = std::mem::take(&mut self.relisting),
+            watcher::Event::Apply(obj) => {
+                self.objects.insert(key(&obj), obj);
+            }
+            watcher::Event::Delete(obj) => {
+                self.objects.remove(&key(&obj));
+            }
+        }
+        Some(self.objects.values().cloned().collect())
+    }
 }
