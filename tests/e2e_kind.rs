@@ -189,11 +189,10 @@ async fn stop_and_start_a_worker(cluster: &Cluster) -> anyhow::Result<()> {
         Duration::from_secs(300),
     )
     .await?;
-    let worker = cluster.workers()[0].name().to_owned();
-    let faults = cluster
-        .docker_faults()
-        .ok_or_else(|| anyhow::anyhow!("a kind cluster has Docker-level faults"))?;
-    faults.stop(&worker).await?;
+    let node = cluster.workers()[0];
+    let worker = node.name().to_owned();
+    let available = cluster.always_available("web", 1);
+    let _stopped = node.stop().await?; // `docker stop` of the node's container
     node_ready_is(cluster.client(), &worker, false, Duration::from_secs(120)).await?;
     app_available(
         cluster.client(),
@@ -201,8 +200,9 @@ async fn stop_and_start_a_worker(cluster: &Cluster) -> anyhow::Result<()> {
         Duration::from_secs(180),
     )
     .await?;
-    faults.start(&worker).await?;
+    node.start().await?;
     node_ready_is(cluster.client(), &worker, true, Duration::from_secs(180)).await?;
+    available.finish().await?;
     assert_versions_per_node(cluster).await
 }
 
