@@ -2,7 +2,7 @@
 //! create request; here it is applied right after the create, before a node can have gone
 //! away under the pod (the ReplicaSet controller adds the tolerations to its pods itself).
 
-use super::{Controller, POD, Timings, WatchEvent, is, list, meta, modify, taints};
+use super::{Controller, POD, Timings, WatchEvent, is, list, modify_pod, taints};
 use crate::sim::{ApiServer, EventKind};
 
 pub(super) struct Admission {
@@ -22,23 +22,16 @@ impl Admission {
         if taints::default_tolerations(pod, self.seconds).is_empty() {
             return;
         }
-        let uid = pod["metadata"]["uid"].clone();
-        modify(
-            &self.server,
-            POD,
-            meta::namespace(pod),
-            meta::name(pod),
-            |pod| {
-                let missing = taints::default_tolerations(pod, self.seconds);
-                if pod["metadata"]["uid"] != uid || missing.is_empty() {
-                    return false;
-                }
-                let mut tolerations = taints::tolerations(pod).to_vec();
-                tolerations.extend(missing);
-                pod["spec"]["tolerations"] = tolerations.into();
-                true
-            },
-        );
+        modify_pod(&self.server, pod, |pod| {
+            let missing = taints::default_tolerations(pod, self.seconds);
+            if missing.is_empty() {
+                return false;
+            }
+            let mut tolerations = taints::tolerations(pod).to_vec();
+            tolerations.extend(missing);
+            pod["spec"]["tolerations"] = tolerations.into();
+            true
+        });
     }
 }
 

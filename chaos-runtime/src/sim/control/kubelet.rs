@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::{
     Controller, LEASE, NODE, POD, Timings, WatchEvent, condition_status, is, list, meta, micro_now,
-    modify, node_name, pod_ready, set_condition,
+    modify, modify_pod, node_name, pod_ready, set_condition,
 };
 use crate::sim::{ApiServer, EventKind};
 
@@ -373,24 +373,14 @@ impl Kubelet {
 
     /// Writes the pod's status if it is still this pod, on this node.
     fn write_status(&self, pod: &Value, mut change: impl FnMut(&mut Value)) {
-        let uid = pod["metadata"]["uid"].clone();
-        modify(
-            &self.server,
-            POD,
-            meta::namespace(pod),
-            meta::name(pod),
-            |pod| {
-                if pod["metadata"]["uid"] != uid
-                    || node_name(pod) != self.node
-                    || !super::pod_active(pod)
-                {
-                    return false;
-                }
-                let before = pod.clone();
-                change(pod);
-                *pod != before
-            },
-        );
+        modify_pod(&self.server, pod, |pod| {
+            if node_name(pod) != self.node || !super::pod_active(pod) {
+                return false;
+            }
+            let before = pod.clone();
+            change(pod);
+            *pod != before
+        });
     }
 
     fn start_containers(&mut self, uid: &str, ns: &str, name: &str) {

@@ -236,6 +236,23 @@ fn modify(
     }
 }
 
+/// [`modify`] for a pod, only while the stored pod is still `pod`: a pod recreated under the same
+/// name is another pod and must not get this one's changes.
+fn modify_pod(
+    server: &ApiServer,
+    pod: &Value,
+    mut change: impl FnMut(&mut Value) -> bool,
+) -> Option<Value> {
+    let uid = pod["metadata"]["uid"].clone();
+    modify(
+        server,
+        POD,
+        meta::namespace(pod),
+        meta::name(pod),
+        |stored| stored["metadata"]["uid"] == uid && change(stored),
+    )
+}
+
 fn uid(obj: &Value) -> &str {
     meta::str_field(obj, "uid")
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Value, json};
 
 use super::{
-    Controller, NODE, POD, WatchEvent, condition_status, is, list, meta, modify, node_name,
+    Controller, NODE, POD, WatchEvent, condition_status, is, list, meta, modify_pod, node_name,
     pod_active, set_condition, taints,
 };
 use crate::sim::{ApiServer, EventKind};
@@ -76,51 +76,37 @@ impl Scheduler {
 
     /// What the `pods/binding` subresource does: sets the node and `PodScheduled=True`.
     fn bind(&self, pod: &Value, node: &str) -> bool {
-        let uid = pod["metadata"]["uid"].clone();
-        let stored = modify(
-            &self.server,
-            POD,
-            meta::namespace(pod),
-            meta::name(pod),
-            |pod| {
-                if pod["metadata"]["uid"] != uid || !needs_scheduling(pod) {
-                    return false;
-                }
-                pod["spec"]["nodeName"] = node.into();
-                // A new condition: the Unschedulable reason and message must not stay.
-                if let Some(conditions) = pod["status"]["conditions"].as_array_mut() {
-                    conditions.retain(|c| c["type"] != "PodScheduled");
-                }
-                set_condition(
-                    pod,
-                    json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null}),
-                );
-                true
-            },
-        );
+        let stored = modify_pod(&self.server, pod, |pod| {
+            if !needs_scheduling(pod) {
+                return false;
+            }
+            pod["spec"]["nodeName"] = node.into();
+            // A new condition: the Unschedulable reason and message must not stay.
+            if let Some(conditions) = pod["status"]["conditions"].as_array_mut() {
+                conditions.retain(|c| c["type"] != "PodScheduled");
+            }
+            set_condition(
+                pod,
+                json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null}),
+            );
+            true
+        });
         stored.is_some_and(|p| node_name(&p) == node)
     }
 
     fn unschedulable(&self, pod: &Value, message: &str) {
-        let uid = pod["metadata"]["uid"].clone();
-        modify(
-            &self.server,
-            POD,
-            meta::namespace(pod),
-            meta::name(pod),
-            |pod| {
-                if pod["metadata"]["uid"] != uid || !needs_scheduling(pod) {
-                    return false;
-                }
-                let before = pod.clone();
-                set_condition(
-                    pod,
-                    json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        modify_pod(&self.server, pod, |pod| {
+            if !needs_scheduling(pod) {
+                return false;
+            }
+            let before = pod.clone();
+            set_condition(
+                pod,
+                json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                        "message": message, "lastProbeTime": null}),
-                );
-                *pod != before
-            },
-        );
+            );
+            *pod != before
+        });
     }
 }
 
