@@ -181,6 +181,31 @@ async fn partition_cuts_the_minority_side_off(cluster: &Cluster) -> anyhow::Resu
 }
 
 #[chaos_test(masters = 1, workers = 3)]
+async fn a_node_partitioned_from_the_rest_is_cut_off(cluster: &Cluster) -> anyhow::Result<()> {
+    let worker = cluster.workers()[2];
+    let rest: Vec<&Node> = cluster
+        .nodes()
+        .iter()
+        .filter(|n| n.name() != worker.name())
+        .collect();
+    let cut = worker.partition(&rest).await?;
+    assert_eq!(
+        cut.what(),
+        format!(
+            "partition [{}] | [{}]",
+            worker.name(),
+            rest.iter().map(|n| n.name()).collect::<Vec<_>>().join(", ")
+        )
+    );
+    cluster
+        .wait_for_node_ready(worker.name(), false, WAIT)
+        .await?;
+    drop(cut); // Undone in the background when the handle goes.
+    cluster.wait_for_nodes_ready(WAIT).await?;
+    Ok(())
+}
+
+#[chaos_test(masters = 1, workers = 3)]
 async fn pod_kill_replaces_the_pods(cluster: &Cluster) -> anyhow::Result<()> {
     deploy_web(cluster).await?;
     let killed = cluster.kill_pods("app=web").await?;

@@ -43,6 +43,15 @@ impl Cluster {
             client: shared.provisioned.client.clone(),
             ledger: shared.ledger.clone(),
             timeline: timeline.clone(),
+            control_planes: Arc::new(
+                shared
+                    .provisioned
+                    .nodes
+                    .iter()
+                    .filter(|n| n.role == Role::ControlPlane)
+                    .map(|n| n.name.clone())
+                    .collect(),
+            ),
         };
         let nodes = shared
             .provisioned
@@ -135,8 +144,7 @@ impl Cluster {
     pub async fn partition(&self, a: &[&Node], b: &[&Node]) -> anyhow::Result<Fault> {
         let a: Vec<&str> = a.iter().map(|n| n.name()).collect();
         let b: Vec<&str> = b.iter().map(|n| n.name()).collect();
-        let masters: Vec<&str> = self.masters().iter().map(|n| n.name()).collect();
-        self.faults.partition(&a, &b, &masters).await
+        self.faults.partition(&a, &b).await
     }
 
     /// Deletes the pods `label_selector` matches in this test's namespace; their controllers
@@ -297,6 +305,12 @@ impl Node {
     /// PodDisruptionBudgets, for at most `timeout`. The handle uncordons it.
     pub async fn drain(&self, timeout: std::time::Duration) -> anyhow::Result<Fault> {
         self.faults()?.drain(&self.name, timeout).await
+    }
+
+    /// Cuts this node off from `others`, both ways (see [`Cluster::partition`] for sets of nodes).
+    pub async fn partition(&self, others: &[&Node]) -> anyhow::Result<Fault> {
+        let others: Vec<&str> = others.iter().map(|n| n.name()).collect();
+        self.faults()?.partition(&[&self.name], &others).await
     }
 
     /// Cuts the node off from every other node of the cluster.

@@ -47,6 +47,8 @@ pub(crate) struct FaultContext {
     pub client: Client,
     pub ledger: Arc<Ledger>,
     pub timeline: Arc<Timeline>,
+    /// The cluster's control-plane nodes (the sim's partitions need to know the sides).
+    pub control_planes: Arc<Vec<String>>,
 }
 
 /// A fault in effect. [`Fault::undo`] ends it; dropping the handle ends it too (in the
@@ -264,15 +266,20 @@ impl FaultContext {
     pub(crate) async fn kubelet_start(&self, node: &str) -> anyhow::Result<()> {
         match &self.backend {
             NodeBackend::Docker(ledger) => {
-                ledger.kubelet_start(node).await.with_context(|| format!("start the kubelet of {node}"))?;
+                ledger
+                    .kubelet_start(node)
+                    .await
+                    .with_context(|| format!("start the kubelet of {node}"))?;
                 self.forget_docker_faults_of(node);
             }
             NodeBackend::Sim(control) => {
                 control.start_kubelet(node);
-                self.ledger.forget(|u| matches!(u, Undo::StartKubelet(n) if n == node));
+                self.ledger
+                    .forget(|u| matches!(u, Undo::StartKubelet(n) if n == node));
             }
         }
-        self.timeline.record(EntryKind::Fault, format!("start the kubelet of {node}"));
+        self.timeline
+            .record(EntryKind::Fault, format!("start the kubelet of {node}"));
         Ok(())
     }
 
@@ -356,20 +363,15 @@ impl FaultContext {
 
     /// Cuts `a` off from `b`. The sim has no network: the side without the most control planes
     /// loses its API server, so its kubelets stop reporting.
-    pub(crate) async fn partition(
-        &self,
-        a: &[&str],
-        b: &[&str],
-        control_planes: &[&str],
-    ) -> anyhow::Result<Fault> {
+    pub(crate) async fn partition(&self, a: &[&str], b: &[&str]) -> anyhow::Result<Fault> {
         let what = format!("partition [{}] | [{}]", a.join(", "), b.join(", "));
         let undo = match &self.backend {
             NodeBackend::Docker(ledger) => {
                 Undo::Docker(ledger.partition(a, b).await.with_context(|| what.clone())?)
             }
             NodeBackend::Sim(control) => {
-                let masters =
-                    |side: &[&str]| side.iter().filter(|n| control_planes.contains(n)).count();
+                let is_master = |node: &str| self.control_planes.iter().any(|m| m == node);
+                let masters = |side: &[&str]| side.iter().filter(|n| is_master(n)).count();
                 let cut_off = if masters(a) >= masters(b) { b } else { a };
                 for node in cut_off {
                     control.stop_kubelet(node);
