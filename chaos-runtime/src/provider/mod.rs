@@ -2,7 +2,7 @@
 //! podman and nerdctl providers are: the harness never knows which one it drives.
 
 pub(crate) mod kind;
-mod sim;
+pub(crate) mod sim;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -108,7 +108,7 @@ fn meta(name: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
 }
 
 /// The Node object kind's kubelet would register, Ready, with the node's kubelet version.
-fn node_object(node: &Node, index: usize) -> NodeObject {
+pub(crate) fn node_object(node: &Node, index: usize) -> NodeObject {
     let mut labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_owned(), node.name.clone()),
         ("kubernetes.io/os".to_owned(), "linux".to_owned()),

@@ -93,6 +93,29 @@ impl ApiServer {
         kube::Client::new(service, "default")
     }
 
+    /// Serves this API over plain HTTP on `listener`, for tests that need a kubeconfig (the kind
+    /// provider's lifecycle with a fake `kind`).
+    #[cfg(test)]
+    pub(crate) async fn serve_http(self, listener: tokio::net::TcpListener) {
+        use http_body_util::BodyExt;
+        while let Ok((stream, _)) = listener.accept().await {
+            let server = self.clone();
+            tokio::spawn(async move {
+                let respond = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let server = server.clone();
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                        let request = http::Request::from_parts(parts, kube::client::Body::from(bytes.to_vec()));
+                        Ok::<_, Infallible>(service::handle(server, request).await)
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, respond).await;
+            });
+        }
+    }
+
     /// HTTP requests served so far, by every client.
     pub fn request_count(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)

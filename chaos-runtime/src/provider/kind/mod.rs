@@ -39,6 +39,8 @@ pub(crate) struct KindProvider {
     pub(super) records: Records,
     /// Kubeconfigs and failure logs: `<target>/chaos/kind/`.
     work_dir: PathBuf,
+    /// How long every node may take to be Ready once kind returns.
+    ready_timeout: Duration,
     /// Best-effort warnings already printed, to say each once.
     warned: Mutex<BTreeSet<String>>,
 }
@@ -77,6 +79,7 @@ impl KindProvider {
             options: config_options_from_env()?,
             records: Records::default_location(),
             work_dir: crate::timeline::chaos_dir().join("kind"),
+            ready_timeout: READY_TIMEOUT,
             warned: Mutex::default(),
         })
     }
@@ -203,7 +206,7 @@ impl KindProvider {
         let client = self.client(name, &kubeconfig).await?;
         let ready = reporting(
             &format!("waiting for every node of {name} to be Ready"),
-            health::wait_healthy(client.clone(), &nodes, READY_TIMEOUT),
+            health::wait_healthy(client.clone(), &nodes, self.ready_timeout),
         )
         .await;
         if let Err(err) = ready {
@@ -449,6 +452,144 @@ case "$1 $2" in
 esac
 "#;
 
+    /// A `kind` that "creates" a cluster by writing a kubeconfig that points at the server whose
+    /// URL is in its directory's `server` file, and logs what it is asked.
+    const WORKING_KIND: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+echo "$*" >> "$dir/calls"
+case "$1 $2" in
+  "create cluster")
+     cat > /dev/null
+     while [ $# -gt 0 ]; do
+       case "$1" in --name) name=$2 ;; --kubeconfig) kubeconfig=$2 ;; esac
+       shift
+     done
+     echo "Creating cluster \"$name\" ..." >&2
+     server=$(cat "$dir/server")
+     printf 'apiVersion: v1\nkind: Config\nclusters: [{name: kind-%s, cluster: {server: "%s"}}]\nusers: [{name: kind-%s, user: {}}]\ncontexts: [{name: kind-%s, context: {cluster: kind-%s, user: kind-%s}}]\ncurrent-context: kind-%s\n' \
+       "$name" "$server" "$name" "$name" "$name" "$name" "$name" > "$kubeconfig"
+     ;;
+  "export logs") mkdir -p "$3" ;;
+  "delete cluster") echo "Deleting cluster ..." >&2 ;;
+esac
+"#;
+
+    /// Serves `server` over HTTP on loopback and tells the fake kind where.
+    async fn serve(server: crate::sim::ApiServer, dir: &Path) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::fs::write(dir.join("server"), url).unwrap();
+        tokio::spawn(server.serve_http(listener));
+    }
+
+    #[tokio::test]
+    async fn a_created_cluster_is_reached_through_its_kubeconfig_waited_for_and_deleted() {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-ok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let provider = provider_with(WORKING_KIND, &dir);
+        let topology = topology("1.35", 2, &["1.34"]);
+        let name = "chaos-fake-ok";
+
+        // The "cluster": the sim's API over HTTP, with the nodes kind would have made.
+        let server = crate::sim::ApiServer::new("v1.35.8");
+        let images = provider.node_images(&topology).unwrap();
+        let specs = topology
+            .nodes()
+            .iter()
+            .zip(topology.node_names(name))
+            .zip(&images);
+        for (index, ((spec, node_name), image)) in specs.enumerate() {
+            let node = Node {
+                name: node_name,
+                role: spec.role,
+                version: spec.version,
+                kubelet_version: image.kubelet_version.clone(),
+                faults: None,
+            };
+            let object = crate::provider::sim::node_object(&node, index);
+            server
+                .create(serde_json::to_value(object).unwrap())
+                .unwrap();
+        }
+        serve(server, &dir).await;
+
+        let cluster = provider.create(name, &topology).await.expect("created");
+        let nodes: Vec<(&str, &str)> = cluster
+            .nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.kubelet_version.as_str()))
+            .collect();
+        assert_eq!(
+            nodes,
+            [
+                ("chaos-fake-ok-control-plane", "v1.35.8"),
+                ("chaos-fake-ok-worker", "v1.34.11"),
+                ("chaos-fake-ok-worker2", "v1.34.11"),
+            ]
+        );
+        let version = cluster
+            .client
+            .apiserver_version()
+            .await
+            .expect("the client reaches the API");
+        assert_eq!(version.git_version, "v1.35.8");
+        let kubeconfig = provider.kubeconfig_path(name);
+        assert!(
+            kubeconfig.is_file(),
+            "the kubeconfig is kept under the target dir"
+        );
+        let records = provider.records.all();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].kubeconfig.as_deref(), Some(kubeconfig.as_path()));
+        assert!(matches!(cluster.nodes_backend, NodeBackend::Docker(_)));
+
+        provider.destroy(&cluster).await.expect("deleted");
+        let calls = std::fs::read_to_string(dir.join("calls")).unwrap();
+        let last = calls.lines().last().unwrap();
+        assert!(
+            last.starts_with(&format!("delete cluster --name {name}")),
+            "{calls}"
+        );
+        assert!(!kubeconfig.exists(), "the kubeconfig goes with the cluster");
+        assert!(provider.records.all().is_empty(), "and so does its record");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn nodes_that_never_become_ready_fail_the_creation_and_leave_nothing() {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-notready-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut provider = provider_with(WORKING_KIND, &dir);
+        provider.ready_timeout = Duration::from_millis(500);
+        // An API with no nodes at all: kind "succeeds", but no node ever shows up Ready.
+        serve(crate::sim::ApiServer::new("v1.35.8"), &dir).await;
+
+        let topology = topology("1.35", 1, &[]);
+        let err = provider
+            .create("chaos-fake-notready", &topology)
+            .await
+            .err()
+            .expect("fails");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("was created but its nodes did not all become Ready"),
+            "{message}"
+        );
+        assert!(
+            message.contains("chaos-fake-notready-control-plane missing"),
+            "{message}"
+        );
+        let calls = std::fs::read_to_string(dir.join("calls")).unwrap();
+        assert!(calls.contains("export logs"), "{calls}");
+        let last = calls.lines().last().unwrap();
+        assert!(
+            last.starts_with("delete cluster --name chaos-fake-notready"),
+            "{calls}"
+        );
+        assert!(provider.records.all().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// A fresh directory for one test, with the fake kind in it.
     fn scratch(test: &str) -> (PathBuf, KindProvider) {
         let dir = std::env::temp_dir().join(format!("chaos-kind-{test}-{}", std::process::id()));
@@ -487,6 +628,7 @@ esac
             options: ConfigOptions::default(),
             records: Records::at(dir.join("state")),
             work_dir: dir.join("work"),
+            ready_timeout: READY_TIMEOUT,
             warned: Mutex::default(),
         }
     }
