@@ -95,7 +95,7 @@ fn run_with(
         // Nothing will run: no provider is touched, no cluster made.
         let conclusion = libtest_mimic::run(&args, ordered);
         if !args.list {
-            print_summary(&args, &conclusion, 0, 0, 0);
+            print_summary(&args, &conclusion, Counts::default());
         }
         return Ok(conclusion.exit_code());
     }
@@ -143,9 +143,11 @@ fn run_with(
     drop(senders);
 
     let pool = Arc::new(Pool::new(provider));
+    // Clusters outlive the run when asked to, or when the provider keeps them for reuse.
+    let keep_clusters = settings.keep || pool.provider.reuses();
     let scheduler = Arc::new(Scheduler {
         pool: pool.clone(),
-        settings: settings.clone(),
+        keep_clusters,
         reproduce: Reproduce {
             run_seed,
             provider: pool.provider.name(),
@@ -157,7 +159,7 @@ fn run_with(
     let guard = TeardownGuard {
         pool: pool.clone(),
         runtime: runtime.handle().clone(),
-        keep: settings.keep,
+        keep: keep_clusters,
     };
     let scheduled = runtime.spawn(scheduler.run(group_jobs, max_clusters, test_slots));
 
@@ -165,7 +167,7 @@ fn run_with(
 
     runtime.block_on(async {
         let _ = scheduled.await;
-        if settings.keep {
+        if keep_clusters {
             for cluster in pool.live() {
                 if let Err(err) = pool.provider.keep(&cluster.provisioned) {
                     say(format!(
@@ -182,9 +184,12 @@ fn run_with(
     print_summary(
         &args,
         &conclusion,
-        pool.get(&counters.created),
-        pool.get(&counters.recreated),
-        pool.get(&counters.destroyed),
+        Counts {
+            created: pool.get(&counters.created),
+            recreated: pool.get(&counters.recreated),
+            reused: pool.get(&counters.reused),
+            destroyed: pool.get(&counters.destroyed),
+        },
     );
     let teardown_errors = pool.teardown_errors();
     for line in &teardown_errors {
@@ -230,7 +235,7 @@ fn run_gated_off(args: &Arguments, cases: &[TestCase], gate: &Gate) -> ExitCode 
         .collect();
     let conclusion = libtest_mimic::run(args, trials);
     if !args.list {
-        print_summary(args, &conclusion, 0, 0, 0);
+        print_summary(args, &conclusion, Counts::default());
     }
     conclusion.exit_code()
 }
@@ -244,16 +249,25 @@ fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>) -> Trial {
     .with_ignored_flag(case.ignore.is_some())
 }
 
-fn print_summary(
-    args: &Arguments,
-    conclusion: &Conclusion,
+/// The cluster counters of the summary line.
+#[derive(Default)]
+struct Counts {
     created: u64,
     recreated: u64,
+    reused: u64,
     destroyed: u64,
-) {
+}
+
+fn print_summary(args: &Arguments, conclusion: &Conclusion, counts: Counts) {
+    let Counts {
+        created,
+        recreated,
+        reused,
+        destroyed,
+    } = counts;
     let line = format!(
         "chaos summary: tests={} passed={} failed={} ignored={} clusters_created={created} \
-         clusters_recreated={recreated} clusters_destroyed={destroyed}",
+         clusters_recreated={recreated} clusters_destroyed={destroyed} clusters_reused={reused}",
         conclusion.num_passed + conclusion.num_failed + conclusion.num_ignored,
         conclusion.num_passed,
         conclusion.num_failed,

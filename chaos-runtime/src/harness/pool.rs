@@ -12,6 +12,7 @@ use crate::provider::Provider;
 pub(crate) struct Counters {
     pub created: AtomicU64,
     pub recreated: AtomicU64,
+    pub reused: AtomicU64,
     pub destroyed: AtomicU64,
 }
 
@@ -34,7 +35,11 @@ impl Pool {
     }
 
     pub fn add(&self, cluster: Arc<SharedCluster>) {
-        self.counters.created.fetch_add(1, Ordering::SeqCst);
+        let counter = match cluster.provisioned.reused {
+            true => &self.counters.reused,
+            false => &self.counters.created,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
         self.live
             .lock()
             .unwrap_or_else(|e| e.into_inner())

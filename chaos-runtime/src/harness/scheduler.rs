@@ -18,7 +18,6 @@ use crate::harness::panics;
 use crate::harness::pool::Pool;
 use crate::harness::progress::{reporting, say};
 use crate::harness::seed::test_seed;
-use crate::harness::settings::Settings;
 use crate::provider::NodeBackend;
 use crate::registry::TestFuture;
 use crate::timeline::{self, EntryKind, Timeline, TimelineFile};
@@ -58,7 +57,8 @@ pub(crate) struct Reproduce {
 
 pub(crate) struct Scheduler {
     pub pool: Arc<Pool>,
-    pub settings: Settings,
+    /// Clusters outlive the run: `CHAOS_KEEP=1`, or a provider that reuses them.
+    pub keep_clusters: bool,
     pub reproduce: Reproduce,
 }
 
@@ -150,8 +150,11 @@ impl Scheduler {
                 }
             }
         }
-        if self.settings.keep {
-            say(format!("keeping cluster {} (CHAOS_KEEP=1)", cluster.name));
+        if self.keep_clusters {
+            say(format!(
+                "keeping cluster {} (CHAOS_KEEP=1 or CHAOS_REUSE=1)",
+                cluster.name
+            ));
         } else {
             self.pool.destroy(&cluster).await;
         }
@@ -162,7 +165,7 @@ impl Scheduler {
         topology: &Topology,
         tests: usize,
     ) -> anyhow::Result<Arc<SharedCluster>> {
-        let name = cluster_name(topology);
+        let name = self.pool.provider.cluster_name(topology);
         let provider = &self.pool.provider;
         say(format!(
             "creating cluster {name} [{}] on {} for {tests} test(s)",
@@ -182,8 +185,13 @@ impl Scheduler {
             ledger: Default::default(),
         });
         self.pool.add(cluster.clone());
+        let how = if cluster.provisioned.reused {
+            "reused, healthy"
+        } else {
+            "ready"
+        };
         say(format!(
-            "cluster {} ready after {:.1}s",
+            "cluster {} {how} after {:.1}s",
             cluster.name,
             start.elapsed().as_secs_f64()
         ));
@@ -326,13 +334,6 @@ impl Scheduler {
             .await
             .map_err(|err| err.to_string())
     }
-}
-
-/// `chaos-<label>-<random>`: a name kind accepts (`^[a-z0-9.-]+$`), at most 38 characters so that
-/// `<name>-external-load-balancer` stays a valid hostname.
-fn cluster_name(topology: &Topology) -> String {
-    let label = namespace::dns_label_part(&topology.label(), 27);
-    format!("chaos-{label}-{:04x}", rand::random::<u16>())
 }
 
 /// The error and its causes, one per line, as `anyhow` prints them with `{:#}` but readable.

@@ -32,6 +32,8 @@ pub(crate) struct Provisioned {
     pub name: String,
     pub client: kube::Client,
     pub nodes: Vec<Node>,
+    /// Adopted from an earlier run (`CHAOS_REUSE=1`) rather than created.
+    pub reused: bool,
     /// What hurts its nodes: Docker for kind, the simulated control plane for the sim.
     pub nodes_backend: NodeBackend,
 }
@@ -56,6 +58,21 @@ pub(crate) trait Provider: Send + Sync {
     ) -> BoxFuture<'a, anyhow::Result<Provisioned>>;
 
     fn destroy<'a>(&'a self, cluster: &'a Provisioned) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// The name of the cluster for `topology`: random by default, so that runs never collide;
+    /// stable where the provider reuses clusters across runs.
+    fn cluster_name(&self, topology: &Topology) -> String {
+        format!(
+            "chaos-{}-{:04x}",
+            crate::namespace::dns_label_part(&topology.label(), 27),
+            rand::random::<u16>()
+        )
+    }
+
+    /// Whether clusters outlive the run to be adopted by the next one (`CHAOS_REUSE=1` on kind).
+    fn reuses(&self) -> bool {
+        false
+    }
 
     /// Marks a cluster as kept on purpose (`CHAOS_KEEP=1`), so that no clean-up removes it.
     fn keep(&self, _cluster: &Provisioned) -> anyhow::Result<()> {
@@ -85,13 +102,8 @@ pub(crate) async fn select(
         )) as Box<dyn Provider>
     };
     let kind = async {
-        let provider = KindProvider::detect().await?;
+        let provider = KindProvider::detect(settings.reuse).await?;
         provider.ensure_images(topologies).await?;
-        if settings.reuse {
-            eprintln!(
-                "chaos: CHAOS_REUSE=1 is not supported by the kind provider yet: clusters are created fresh"
-            );
-        }
         // What runs that were killed left behind goes first, making room.
         match kind::remove_leftovers(&provider.records).await {
             Ok(removed) if !removed.is_empty() => {

@@ -77,6 +77,7 @@ impl Provider for SimProvider {
                 name: name.to_owned(),
                 client: server.client(),
                 nodes,
+                reused: false,
                 nodes_backend: NodeBackend::Sim(Arc::new(ControlPlane::start(
                     server,
                     self.timings.clone(),

@@ -20,7 +20,7 @@ use crate::command::{Cmd, CommandError};
 use crate::docker::{Docker, FaultLedger};
 use crate::harness::progress::{reporting, say};
 use crate::health;
-use crate::ownership::{OwnerRecord, Records};
+use crate::ownership::{OwnerRecord, OwnerState, Records};
 use config::ConfigOptions;
 use images::{ImagePins, KindRelease, NodeImage};
 
@@ -41,13 +41,17 @@ pub(crate) struct KindProvider {
     work_dir: PathBuf,
     /// How long every node may take to be Ready once kind returns.
     ready_timeout: Duration,
+    /// `CHAOS_REUSE=1`: clusters are named by topology and images, and adopted across runs.
+    reuse: bool,
     /// Best-effort warnings already printed, to say each once.
     warned: Mutex<BTreeSet<String>>,
 }
 
 impl KindProvider {
     /// Finds kind and a running Docker daemon; the error says which is missing and what to do.
-    pub async fn detect() -> anyhow::Result<Self> {
+    /// `reuse`: `CHAOS_REUSE=1`, name clusters by what they are and adopt a healthy one left by
+    /// an earlier run.
+    pub async fn detect(reuse: bool) -> anyhow::Result<Self> {
         let kind = kind_binary();
         let version = Cmd::new(&kind)
             .arg("version")
@@ -80,6 +84,7 @@ impl KindProvider {
             records: Records::default_location(),
             work_dir: crate::timeline::chaos_dir().join("kind"),
             ready_timeout: READY_TIMEOUT,
+            reuse,
             warned: Mutex::default(),
         })
     }
@@ -190,19 +195,7 @@ impl KindProvider {
             bail!("kind could not create cluster {name}: {err}\n{logs}");
         }
 
-        let nodes: Vec<Node> = topology
-            .nodes()
-            .iter()
-            .zip(topology.node_names(name))
-            .zip(&images)
-            .map(|((spec, node_name), image)| Node {
-                name: node_name,
-                role: spec.role,
-                version: spec.version,
-                kubelet_version: image.kubelet_version.clone(),
-                faults: None,
-            })
-            .collect();
+        let nodes = nodes_of(name, topology, &images);
         let client = self.client(name, &kubeconfig).await?;
         let ready = reporting(
             &format!("waiting for every node of {name} to be Ready"),
@@ -215,12 +208,7 @@ impl KindProvider {
                 "cluster {name} was created but its nodes did not all become Ready: {err}\n{logs}"
             );
         }
-        Ok(Provisioned {
-            name: name.to_owned(),
-            client,
-            nodes,
-            nodes_backend: NodeBackend::Docker(Arc::new(FaultLedger::new(Docker::new()))),
-        })
+        Ok(self.provisioned(name, client, nodes, false))
     }
 
     /// Saves kind's logs of a cluster that failed, and says where (or why not).
@@ -236,6 +224,74 @@ impl KindProvider {
         match export.timeout(Duration::from_secs(120)).run().await {
             Ok(_) => format!("kind's logs of the cluster are in {}", dir.display()),
             Err(err) => format!("kind's logs could not be saved: {err}"),
+        }
+    }
+
+    /// With `CHAOS_REUSE=1`: adopts the cluster `name` if an earlier run left it (its owner is
+    /// gone, or it was kept) and it is healthy. `None`: there is none to adopt (an unhealthy one is
+    /// deleted first).
+    async fn try_reuse(
+        &self,
+        name: &str,
+        topology: &Topology,
+        images: &[NodeImage],
+    ) -> anyhow::Result<Option<Provisioned>> {
+        let (listings, _) = list_clusters_with(&self.kind, &self.records).await?;
+        let Some(listing) = listings.into_iter().find(|l| l.name == name) else {
+            return Ok(None);
+        };
+        let Some(record) = listing.record else {
+            bail!(
+                "a kind cluster named {name} exists but this project did not make it; delete it or unset CHAOS_REUSE"
+            );
+        };
+        if !record.kept && record.owner_state() == OwnerState::Running {
+            bail!(
+                "cluster {name} is in use by another run (pid {}); CHAOS_REUSE shares a cluster between runs, not at once",
+                record.pid
+            );
+        }
+        let kubeconfig = record
+            .kubeconfig
+            .clone()
+            .unwrap_or_else(|| self.kubeconfig_path(name));
+        self.records.write(&OwnerRecord::for_this_process(
+            name,
+            "kind",
+            Some(kubeconfig.clone()),
+        ))?;
+        let nodes = nodes_of(name, topology, images);
+        let healthy = async {
+            let client = self.client(name, &kubeconfig).await?;
+            health::wait_healthy(client.clone(), &nodes, self.health_timeout()).await?;
+            anyhow::Ok(client)
+        };
+        match healthy.await {
+            Ok(client) => Ok(Some(self.provisioned(name, client, nodes, true))),
+            Err(err) => {
+                say(format!(
+                    "cluster {name} left by an earlier run is not healthy ({err:#}); recreating it"
+                ));
+                self.delete_cluster(name).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn provisioned(
+        &self,
+        name: &str,
+        client: kube::Client,
+        nodes: Vec<Node>,
+        reused: bool,
+    ) -> Provisioned {
+        let nodes_backend = NodeBackend::Docker(Arc::new(FaultLedger::new(Docker::new())));
+        Provisioned {
+            name: name.to_owned(),
+            client,
+            nodes,
+            reused,
+            nodes_backend,
         }
     }
 
@@ -286,6 +342,11 @@ impl Provider for KindProvider {
     ) -> BoxFuture<'a, anyhow::Result<Provisioned>> {
         Box::pin(async move {
             let plan = self.plan(name, topology)?;
+            if self.reuse
+                && let Some(reused) = self.try_reuse(name, topology, &plan.0).await?
+            {
+                return Ok(reused);
+            }
             let created = self.create_cluster(name, topology, plan).await;
             if created.is_err() {
                 // Nothing of a failed creation is left behind.
@@ -301,6 +362,34 @@ impl Provider for KindProvider {
 
     fn destroy<'a>(&'a self, cluster: &'a Provisioned) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(self.delete_cluster(&cluster.name))
+    }
+
+    fn cluster_name(&self, topology: &Topology) -> String {
+        let label = crate::namespace::dns_label_part(&topology.label(), 27);
+        match self.reuse {
+            // The same topology, images and timings: the same name, run after run.
+            true => {
+                let images: Vec<String> = self
+                    .node_images(topology)
+                    .map(|i| i.into_iter().map(|i| i.image).collect())
+                    .unwrap_or_default();
+                let identity = format!(
+                    "{}|{}|{}",
+                    topology.label(),
+                    images.join(","),
+                    self.options.fast_failure_detection
+                );
+                let hash = identity.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+                format!("chaos-{label}-{:04x}", hash as u16)
+            }
+            false => format!("chaos-{label}-{:04x}", rand::random::<u16>()),
+        }
+    }
+
+    fn reuses(&self) -> bool {
+        self.reuse
     }
 
     fn keep(&self, cluster: &Provisioned) -> anyhow::Result<()> {
@@ -322,6 +411,24 @@ impl Provider for KindProvider {
             kc = kubeconfig.display()
         )
     }
+}
+
+/// The nodes kind makes for `topology`, named as kind names them, at their images' versions.
+fn nodes_of(cluster: &str, topology: &Topology, images: &[NodeImage]) -> Vec<Node> {
+    let specs = topology
+        .nodes()
+        .iter()
+        .zip(topology.node_names(cluster))
+        .zip(images);
+    specs
+        .map(|((spec, name), image)| Node {
+            name,
+            role: spec.role,
+            version: spec.version,
+            kubelet_version: image.kubelet_version.clone(),
+            faults: None,
+        })
+        .collect()
 }
 
 /// `CHAOS_KIND_DEFAULT_TIMINGS=1` keeps Kubernetes' node-failure timings instead of the fast ones.
@@ -378,7 +485,14 @@ pub struct ClusterListing {
 pub async fn list_clusters(
     records: &Records,
 ) -> anyhow::Result<(Vec<ClusterListing>, Vec<OwnerRecord>)> {
-    let out = Cmd::new(kind_binary())
+    list_clusters_with(&kind_binary(), records).await
+}
+
+async fn list_clusters_with(
+    kind: &str,
+    records: &Records,
+) -> anyhow::Result<(Vec<ClusterListing>, Vec<OwnerRecord>)> {
+    let out = Cmd::new(kind)
         .args(["get", "clusters"])
         .install_hint(KIND_INSTALL_HINT)
         .run()
@@ -466,11 +580,16 @@ case "$1 $2" in
      done
      echo "Creating cluster \"$name\" ..." >&2
      server=$(cat "$dir/server")
+     echo "$name" >> "$dir/clusters"
      printf 'apiVersion: v1\nkind: Config\nclusters: [{name: kind-%s, cluster: {server: "%s"}}]\nusers: [{name: kind-%s, user: {}}]\ncontexts: [{name: kind-%s, context: {cluster: kind-%s, user: kind-%s}}]\ncurrent-context: kind-%s\n' \
        "$name" "$server" "$name" "$name" "$name" "$name" "$name" > "$kubeconfig"
      ;;
   "export logs") mkdir -p "$3" ;;
-  "delete cluster") echo "Deleting cluster ..." >&2 ;;
+  "delete cluster")
+     while [ $# -gt 0 ]; do case "$1" in --name) name=$2 ;; esac; shift; done
+     grep -vx "$name" "$dir/clusters" > "$dir/clusters.new" 2>/dev/null; mv "$dir/clusters.new" "$dir/clusters"
+     echo "Deleting cluster ..." >&2 ;;
+  "get clusters") cat "$dir/clusters" 2>/dev/null || true ;;
 esac
 "#;
 
@@ -491,27 +610,7 @@ esac
         let name = "chaos-fake-ok";
 
         // The "cluster": the sim's API over HTTP, with the nodes kind would have made.
-        let server = crate::sim::ApiServer::new("v1.35.8");
-        let images = provider.node_images(&topology).unwrap();
-        let specs = topology
-            .nodes()
-            .iter()
-            .zip(topology.node_names(name))
-            .zip(&images);
-        for (index, ((spec, node_name), image)) in specs.enumerate() {
-            let node = Node {
-                name: node_name,
-                role: spec.role,
-                version: spec.version,
-                kubelet_version: image.kubelet_version.clone(),
-                faults: None,
-            };
-            let object = crate::provider::sim::node_object(&node, index);
-            server
-                .create(serde_json::to_value(object).unwrap())
-                .unwrap();
-        }
-        serve(server, &dir).await;
+        serve(sim_with_nodes(&provider, name, &topology), &dir).await;
 
         let cluster = provider.create(name, &topology).await.expect("created");
         let nodes: Vec<(&str, &str)> = cluster
@@ -552,6 +651,82 @@ esac
         );
         assert!(!kubeconfig.exists(), "the kubeconfig goes with the cluster");
         assert!(provider.records.all().is_empty(), "and so does its record");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A sim with the nodes kind would make for `topology` as cluster `name`.
+    fn sim_with_nodes(
+        provider: &KindProvider,
+        name: &str,
+        topology: &Topology,
+    ) -> crate::sim::ApiServer {
+        let server = crate::sim::ApiServer::new("v1.35.8");
+        let images = provider.node_images(topology).unwrap();
+        for (index, node) in nodes_of(name, topology, &images).iter().enumerate() {
+            let object = crate::provider::sim::node_object(node, index);
+            server
+                .create(serde_json::to_value(object).unwrap())
+                .unwrap();
+        }
+        server
+    }
+
+    #[tokio::test]
+    async fn reuse_adopts_a_kept_cluster_by_its_stable_name_and_refuses_one_in_use() {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-reuse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut first_run = provider_with(WORKING_KIND, &dir);
+        first_run.reuse = true;
+        let topology = topology("1.35", 1, &[]);
+        let name = first_run.cluster_name(&topology);
+        assert_eq!(name, first_run.cluster_name(&topology), "a stable name");
+        assert_ne!(
+            name,
+            first_run.cluster_name(&super::tests::topology("1.35", 2, &[]))
+        );
+        serve(sim_with_nodes(&first_run, &name, &topology), &dir).await;
+
+        let created = first_run.create(&name, &topology).await.expect("created");
+        assert!(!created.reused);
+        // Still owned by a running run (this one): not to be shared at the same time.
+        let mut second_run = provider_with(WORKING_KIND, &dir);
+        second_run.reuse = true;
+        let err = second_run
+            .create(&name, &topology)
+            .await
+            .err()
+            .expect("in use");
+        assert!(
+            format!("{err:#}").contains("is in use by another run"),
+            "{err:#}"
+        );
+
+        // The first run ends and keeps it for reuse: the next run adopts it, healthy.
+        first_run.keep(&created).unwrap();
+        let adopted = second_run.create(&name, &topology).await.expect("adopted");
+        assert!(adopted.reused);
+        assert_eq!(
+            adopted
+                .client
+                .apiserver_version()
+                .await
+                .unwrap()
+                .git_version,
+            "v1.35.8"
+        );
+        let calls = std::fs::read_to_string(dir.join("calls")).unwrap();
+        assert_eq!(
+            calls.matches("create cluster").count(),
+            1,
+            "created once: {calls}"
+        );
+        let records = second_run.records.all();
+        assert_eq!(
+            (records.len(), records[0].kept),
+            (1, false),
+            "owned by the run that adopted it"
+        );
+        second_run.destroy(&adopted).await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -629,6 +804,7 @@ esac
             records: Records::at(dir.join("state")),
             work_dir: dir.join("work"),
             ready_timeout: READY_TIMEOUT,
+            reuse: false,
             warned: Mutex::default(),
         }
     }
