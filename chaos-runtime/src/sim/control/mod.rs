@@ -5,15 +5,15 @@
 //! state from the server when an event arrives (level-triggered), so a missed or coalesced
 //! event never leaves it wrong; a receiver that lags simply resyncs everything.
 //!
-//! - [`deployments`]: Deployment → ReplicaSet, rollouts, Deployment status.
-//! - [`replicasets`]: ReplicaSet → pods, ReplicaSet status.
-//! - [`gc`]: the garbage collector, for ownerReferences.
-//! - [`admission`]: DefaultTolerationSeconds, on pod create.
-//! - [`scheduler`]: binds pending pods to Ready, schedulable nodes whose taints they tolerate.
-//! - [`kubelet`]: one per node; starts bound pods, renews the node's Lease.
-//! - [`node_lifecycle`]: Ready → Unknown after the grace period, condition taints.
-//! - [`taint_eviction`]: deletes pods from NoExecute-tainted nodes once their toleration ends.
-//! - [`disruption`]: PodDisruptionBudget status; [`eviction`] serves `pods/eviction`.
+//! - `deployments`: Deployment → ReplicaSet, rollouts, Deployment status.
+//! - `replicasets`: ReplicaSet → pods, ReplicaSet status.
+//! - `gc`: the garbage collector, for ownerReferences.
+//! - `admission`: DefaultTolerationSeconds, on pod create.
+//! - `scheduler`: binds pending pods to Ready, schedulable nodes whose taints they tolerate.
+//! - `kubelet`: one per node; starts bound pods, renews the node's Lease.
+//! - `node_lifecycle`: Ready → Unknown after the grace period, condition taints.
+//! - `taint_eviction`: deletes pods from NoExecute-tainted nodes once their toleration ends.
+//! - `disruption`: PodDisruptionBudget status; `eviction` serves `pods/eviction`.
 
 mod admission;
 mod deployments;
