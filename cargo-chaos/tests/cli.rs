@@ -319,3 +319,105 @@ fn versions_separates_supported_from_best_effort_images() {
         run.stdout
     );
 }
+
+/// A fake kind for `ls` and `gc`: lists the clusters in `clusters`, logs deletes to `calls`.
+fn cluster_kind(dir: &Path, clusters: &[&str]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("clusters"), clusters.join("\n") + "\n").unwrap();
+    let script = dir.join("kind");
+    let body = format!(
+        "#!/bin/sh\necho \"$*\" >> {dir}/calls\ncase \"$1 $2\" in\n  \"get clusters\") /bin/cat {dir}/clusters ;;\n  \"version \"*) echo 'kind v0.33.0 go1.27.2 linux/amd64' ;;\nesac\n",
+        dir = dir.display()
+    );
+    std::fs::write(&script, body).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn ls_shows_each_cluster_with_its_owner_and_gc_removes_only_leftovers() {
+    use chaos_runtime::ownership::{OwnerRecord, Records};
+
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cargo-chaos-gc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let state = root.join("state");
+    let records = Records::at(&state);
+    let mut exited = Command::new("true").spawn().unwrap();
+    let dead_pid = exited.id();
+    exited.wait().unwrap();
+    let dead = |cluster: &str| OwnerRecord {
+        pid: dead_pid,
+        ..OwnerRecord::for_this_process(cluster, "kind", None)
+    };
+    records.write(&dead("chaos-left-over")).unwrap();
+    records
+        .write(&OwnerRecord {
+            kept: true,
+            ..dead("chaos-kept")
+        })
+        .unwrap();
+    records
+        .write(&OwnerRecord::for_this_process("chaos-in-use", "kind", None))
+        .unwrap();
+    records.write(&dead("chaos-already-gone")).unwrap();
+    let kind = cluster_kind(
+        &root,
+        &[
+            "chaos-left-over",
+            "chaos-kept",
+            "chaos-in-use",
+            "someone-elses",
+        ],
+    );
+    let env = [
+        ("CHAOS_KIND", kind.to_str().unwrap()),
+        ("CHAOS_STATE_DIR", state.to_str().unwrap()),
+    ];
+
+    let ls = run_with(Kind::Missing, &env, &["ls"]);
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    let owner_of = |cluster: &str| -> String {
+        let line = ls
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(cluster))
+            .unwrap_or_else(|| panic!("{cluster}: {}", ls.stdout));
+        line.split_whitespace().nth(1).unwrap().to_owned()
+    };
+    assert_eq!(owner_of("chaos-left-over"), "gone");
+    assert_eq!(owner_of("chaos-kept"), "kept");
+    assert_eq!(owner_of("chaos-in-use"), "running");
+    assert_eq!(
+        ls.stdout
+            .lines()
+            .find(|l| l.starts_with("someone-elses"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1),
+        Some("not")
+    );
+    assert!(
+        ls.stdout
+            .contains("note: chaos-already-gone is recorded but kind no longer has it"),
+        "{}",
+        ls.stdout
+    );
+
+    let gc = run_with(Kind::Missing, &env, &["gc"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert_eq!(
+        gc.stdout,
+        "removed chaos-left-over\n1 leftover cluster(s) removed\n"
+    );
+    let calls = std::fs::read_to_string(root.join("calls")).unwrap();
+    let deletes: Vec<&str> = calls.lines().filter(|l| l.starts_with("delete")).collect();
+    assert_eq!(deletes, ["delete cluster --name chaos-left-over"]);
+    let left: Vec<String> = records.all().into_iter().map(|r| r.cluster).collect();
+    assert_eq!(
+        left,
+        ["chaos-in-use", "chaos-kept"],
+        "the leftover's record and the stale one are gone"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
