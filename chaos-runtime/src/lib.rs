@@ -6,15 +6,15 @@
 pub mod apply;
 mod cluster;
 mod command;
-pub mod faults;
 pub mod conditions;
 pub mod docker;
+pub mod faults;
 mod harness;
 mod health;
 pub mod monkey;
 mod namespace;
-pub mod probe;
 pub mod ownership;
+pub mod probe;
 mod provider;
 mod registry;
 pub mod sim;

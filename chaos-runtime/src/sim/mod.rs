@@ -101,17 +101,28 @@ impl ApiServer {
         while let Ok((stream, _)) = listener.accept().await {
             let server = self.clone();
             tokio::spawn(async move {
-                let respond = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let server = server.clone();
-                    async move {
-                        let (parts, body) = request.into_parts();
-                        let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                        let request = http::Request::from_parts(parts, kube::client::Body::from(bytes.to_vec()));
-                        Ok::<_, Infallible>(service::handle(server, request).await)
-                    }
-                });
+                let respond = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let server = server.clone();
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let bytes = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
+                            let request = http::Request::from_parts(
+                                parts,
+                                kube::client::Body::from(bytes.to_vec()),
+                            );
+                            Ok::<_, Infallible>(service::handle(server, request).await)
+                        }
+                    },
+                );
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, respond).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, respond)
+                    .await;
             });
         }
     }
