@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::conditions::ListCondition;
 use crate::timeline::{EntryKind, Timeline};
-use crate::wait::WatchedSet;
+use crate::wait;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -103,14 +103,10 @@ where
     let started = Instant::now();
     let (report, seen) = watch::channel(Seen::default());
     let task = tokio::spawn(async move {
-        let mut watched = WatchedSet::default();
-        let mut events = std::pin::pin!(watcher(api, config).default_backoff());
-        while let Some(event) = events.next().await {
-            let current = match event {
-                Ok(event) => match watched.apply(event) {
-                    Some(current) => current,
-                    None => continue,
-                },
+        let mut states = std::pin::pin!(wait::states(api, config));
+        while let Some(state) = states.next().await {
+            let current = match state {
+                Ok(current) => current,
                 Err(err) => {
                     // Not a verdict: while the API cannot be watched, nothing is seen.
                     report.send_modify(|s| s.last = format!("watch error: {err}"));

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -51,14 +51,10 @@ where
 {
     let mut last_seen = String::from("nothing yet (no answer from the API)");
     let watch = async {
-        let mut watched = WatchedSet::default();
-        let mut events = std::pin::pin!(watcher(api, config).default_backoff());
-        while let Some(event) = events.next().await {
-            let current = match event {
-                Ok(event) => match watched.apply(event) {
-                    Some(current) => current,
-                    None => continue,
-                },
+        let mut states = std::pin::pin!(states(api, config));
+        while let Some(state) = states.next().await {
+            let current = match state {
+                Ok(current) => current,
                 Err(err) => {
                     last_seen = format!("watch error: {err}");
                     continue;
@@ -86,9 +82,24 @@ where
     }
 }
 
+/// Every complete state of the objects `config` selects: after each (re)list, and after each
+/// change that follows it. Watch errors come through (the watcher retries with backoff).
+pub(crate) fn states<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<Vec<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + 'static,
+{
+    let mut watched = WatchedSet::default();
+    watcher(api, config)
+        .default_backoff()
+        .filter_map(move |event| std::future::ready(event.map(|e| watched.apply(e)).transpose()))
+}
+
 /// The objects a watch currently sees, rebuilt from its events. A state is complete once the
 /// (re)list that starts with `Init` has ended with `InitDone`: nothing is judged before.
-pub(crate) struct WatchedSet<K> {
+struct WatchedSet<K> {
     objects: BTreeMap<(Option<String>, String), K>,
     relisting: BTreeMap<(Option<String>, String), K>,
 }
@@ -104,7 +115,7 @@ impl<K> Default for WatchedSet<K> {
 
 impl<K: Resource + Clone> WatchedSet<K> {
     /// Takes in one event; returns the objects now seen when they form a complete state.
-    pub(crate) fn apply(&mut self, event: watcher::Event<K>) -> Option<Vec<K>> {
+    fn apply(&mut self, event: watcher::Event<K>) -> Option<Vec<K>> {
         let key = |obj: &K| (obj.namespace(), obj.name_any());
         match event {
             watcher::Event::Init => {
