@@ -17,7 +17,6 @@ pub mod ownership;
 pub mod probe;
 mod provider;
 mod registry;
-pub mod sim;
 mod steady;
 pub mod timeline;
 pub mod wait;

@@ -1,7 +1,7 @@
 //! Server-side apply of manifests, through a real `kube::Client` on the sim's API.
 
 use chaos_runtime::apply::{apply_object, apply_yaml};
-use chaos_runtime::sim::ApiServer;
+use chaos_sim::ApiServer;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ObjectMeta, PostParams};

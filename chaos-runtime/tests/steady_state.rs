@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chaos_runtime::conditions;
 use chaos_runtime::probe::{always, eventually};
-use chaos_runtime::sim::ApiServer;
 use chaos_runtime::wait;
+use chaos_sim::ApiServer;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};

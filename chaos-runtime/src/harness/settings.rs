@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::sim::control::Timings;
+use chaos_sim::control::Timings;
 
 /// Which provider makes clusters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use crate::cluster::Node;
 use crate::docker::FaultLedger;
 use crate::harness::settings::{ProviderChoice, Settings};
-use crate::sim::control::ControlPlane;
+use chaos_sim::control::ControlPlane;
 pub(crate) use kind::KindProvider;
 pub(crate) use sim::SimProvider;
 

@@ -1,4 +1,4 @@
-//! The sim provider: each cluster is an in-memory Kubernetes API ([`crate::sim::ApiServer`]) with
+//! The sim provider: each cluster is an in-memory Kubernetes API ([`chaos_sim::ApiServer`]) with
 //! a Node object per node of the topology, reached through a real `kube::Client`.
 
 use std::collections::BTreeMap;
@@ -17,8 +17,8 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::{NodeBackend, Provider, Provisioned};
 use crate::cluster::Node;
-use crate::sim::ApiServer;
-use crate::sim::control::{ControlPlane, Timings};
+use chaos_sim::ApiServer;
+use chaos_sim::control::{ControlPlane, Timings};
 
 pub(crate) struct SimProvider {
     /// Stands in for kind's creation time, so that scheduling behaves as it would on kind.

@@ -594,7 +594,7 @@ esac
 "#;
 
     /// Serves `server` over HTTP on loopback and tells the fake kind where.
-    async fn serve(server: crate::sim::ApiServer, dir: &Path) {
+    async fn serve(server: chaos_sim::ApiServer, dir: &Path) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         std::fs::write(dir.join("server"), url).unwrap();
@@ -659,8 +659,8 @@ esac
         provider: &KindProvider,
         name: &str,
         topology: &Topology,
-    ) -> crate::sim::ApiServer {
-        let server = crate::sim::ApiServer::new("v1.35.8");
+    ) -> chaos_sim::ApiServer {
+        let server = chaos_sim::ApiServer::new("v1.35.8");
         let images = provider.node_images(topology).unwrap();
         for (index, node) in nodes_of(name, topology, &images).iter().enumerate() {
             let object = crate::provider::sim::node_object(node, index);
@@ -737,7 +737,7 @@ esac
         let mut provider = provider_with(WORKING_KIND, &dir);
         provider.ready_timeout = Duration::from_millis(500);
         // An API with no nodes at all: kind "succeeds", but no node ever shows up Ready.
-        serve(crate::sim::ApiServer::new("v1.35.8"), &dir).await;
+        serve(chaos_sim::ApiServer::new("v1.35.8"), &dir).await;
 
         let topology = topology("1.35", 1, &[]);
         let err = provider

@@ -11,7 +11,7 @@ use super::{
     Controller, NODE, POD, WatchEvent, condition_status, is, list, meta, modify_pod, node_name,
     pod_active, set_condition, taints,
 };
-use crate::sim::{ApiServer, EventKind};
+use crate::{ApiServer, EventKind};
 
 pub(super) struct Scheduler {
     server: ApiServer,

@@ -15,7 +15,7 @@ use super::{
     Controller, LEASE, NODE, POD, Timings, WatchEvent, condition_status, is, list, meta, modify,
     node_name, pod_ready, set_condition, taints,
 };
-use crate::sim::{ApiServer, EventKind};
+use crate::{ApiServer, EventKind};
 
 pub(super) struct NodeLifecycle {
     server: ApiServer,

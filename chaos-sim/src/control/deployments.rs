@@ -9,7 +9,7 @@ use super::{
     Controller, DEPLOYMENT, REPLICA_SET, WatchEvent, condition, controlled_by, controller_of, is,
     list, meta, modify, set_condition,
 };
-use crate::sim::ApiServer;
+use crate::ApiServer;
 
 const HASH_LABEL: &str = "pod-template-hash";
 const REVISION: &str = "deployment.kubernetes.io/revision";

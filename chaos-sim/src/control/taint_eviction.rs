@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{Controller, NODE, POD, Timings, WatchEvent, is, list, meta, node_name, taints};
-use crate::sim::{ApiServer, EventKind};
+use crate::{ApiServer, EventKind};
 
 pub(super) struct TaintEviction {
     server: ApiServer,

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
 
-use chaos_runtime::sim::ApiServer;
-use chaos_runtime::sim::control::{ControlPlane, Timings};
+use chaos_sim::ApiServer;
+use chaos_sim::control::{ControlPlane, Timings};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Node, Pod};

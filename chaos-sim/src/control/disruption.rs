@@ -10,7 +10,7 @@ use super::{
     Controller, PDB, POD, REPLICA_SET, WatchEvent, controller_of, is, list, meta, modify,
     pod_active, pod_ready, selector_matches, set_condition,
 };
-use crate::sim::ApiServer;
+use crate::ApiServer;
 
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Budget {

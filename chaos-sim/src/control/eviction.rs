@@ -6,15 +6,11 @@ use serde_json::{Value, json};
 
 use super::disruption::{budget, covers};
 use super::pod_ready;
-use crate::sim::resources::ResourceKey;
-use crate::sim::{ApiError, ApiServer};
+use crate::resources::ResourceKey;
+use crate::{ApiError, ApiServer};
 
 /// Evicts `namespace/name`; returns the `Status` to answer with (201).
-pub(in crate::sim) fn evict(
-    server: &ApiServer,
-    namespace: &str,
-    name: &str,
-) -> Result<Value, ApiError> {
+pub(crate) fn evict(server: &ApiServer, namespace: &str, name: &str) -> Result<Value, ApiError> {
     let pods_key = ResourceKey::new("", "pods");
     let mut store = server.lock();
     let pod = store

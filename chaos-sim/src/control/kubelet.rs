@@ -19,7 +19,7 @@ use super::{
     Controller, LEASE, NODE, POD, Timings, WatchEvent, condition_status, is, list, meta, micro_now,
     modify, modify_pod, node_name, pod_ready, set_condition,
 };
-use crate::sim::{ApiServer, EventKind};
+use crate::{ApiServer, EventKind};
 
 /// Every node's kubelet and container runtime.
 pub(super) struct Kubelets {

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{Controller, LEASE, POD, REPLICA_SET, WatchEvent, is, meta, uid};
-use crate::sim::{ApiServer, EventKind};
+use crate::{ApiServer, EventKind};
 
 const DEPENDENTS: [(&str, &str); 3] = [REPLICA_SET, POD, LEASE];
 

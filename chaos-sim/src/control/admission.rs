@@ -3,7 +3,7 @@
 //! away under the pod (the ReplicaSet controller adds the tolerations to its pods itself).
 
 use super::{Controller, POD, Timings, WatchEvent, is, list, modify_pod, taints};
-use crate::sim::{ApiServer, EventKind};
+use crate::{ApiServer, EventKind};
 
 pub(super) struct Admission {
     server: ApiServer,

@@ -10,7 +10,7 @@ use super::{
     Controller, POD, REPLICA_SET, Timings, WatchEvent, controlled_by, controller_of, is, list,
     meta, modify, pod_active, pod_ready, taints,
 };
-use crate::sim::ApiServer;
+use crate::ApiServer;
 
 pub(super) struct ReplicaSets {
     server: ApiServer,

@@ -95,8 +95,8 @@ impl ApiServer {
 
     /// Serves this API over plain HTTP on `listener`, for tests that need a kubeconfig (the kind
     /// provider's lifecycle with a fake `kind`).
-    #[cfg(test)]
-    pub(crate) async fn serve_http(self, listener: tokio::net::TcpListener) {
+    #[cfg(feature = "serve-http")]
+    pub async fn serve_http(self, listener: tokio::net::TcpListener) {
         use http_body_util::BodyExt;
         while let Ok((stream, _)) = listener.accept().await {
             let server = self.clone();
