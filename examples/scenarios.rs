@@ -91,7 +91,7 @@ async fn app_stays_available_while_workers_die(cluster: &Cluster) -> anyhow::Res
     let available = cluster.always_available("web", 1);
     let monkey = cluster.monkey(MonkeyPlan {
         duration: Duration::from_secs(12),
-        faults: vec![MonkeyFault::Kill, MonkeyFault::Stop],
+        faults: vec![NodeFault::Kill, NodeFault::Stop],
         ..MonkeyPlan::default()
     });
     monkey.finish().await?;

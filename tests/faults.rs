@@ -205,6 +205,107 @@ async fn a_node_partitioned_from_the_rest_is_cut_off(cluster: &Cluster) -> anyho
     Ok(())
 }
 
+/// Every node a partition cut off comes back with its undo, not only the first.
+#[chaos_test(masters = 1, workers = 3)]
+async fn undoing_a_partition_brings_back_every_node_it_cut_off(
+    cluster: &Cluster,
+) -> anyhow::Result<()> {
+    let master = cluster.masters()[0];
+    let workers = &cluster.workers()[..2];
+    let cut = cluster.partition(&[master], workers).await?;
+    for worker in workers {
+        cluster
+            .wait_for_node_ready(worker.name(), false, WAIT)
+            .await?;
+    }
+    cut.undo().await?;
+    for worker in workers {
+        cluster
+            .wait_for_node_ready(worker.name(), true, WAIT)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Two isolations, each undone by its own handle: each node comes back with its own undo.
+#[chaos_test(masters = 1, workers = 3)]
+async fn undoing_two_isolations_brings_back_both_nodes(cluster: &Cluster) -> anyhow::Result<()> {
+    let (first, second) = (cluster.workers()[0], cluster.workers()[1]);
+    let isolated = [first.isolate().await?, second.isolate().await?];
+    for node in [first, second] {
+        cluster
+            .wait_for_node_ready(node.name(), false, WAIT)
+            .await?;
+    }
+    let [one, two] = isolated;
+    one.undo().await?;
+    cluster
+        .wait_for_node_ready(first.name(), true, WAIT)
+        .await?;
+    let status = |node: &str| {
+        let nodes: Api<NodeObject> = Api::all(cluster.client());
+        let node = node.to_owned();
+        async move {
+            let object = nodes.get(&node).await?;
+            anyhow::Ok(chaos_runtime::conditions::node_ready_status(&object).to_owned())
+        }
+    };
+    assert_ne!(
+        status(second.name()).await?,
+        "True",
+        "the other isolation is still in effect"
+    );
+    two.undo().await?;
+    cluster
+        .wait_for_node_ready(second.name(), true, WAIT)
+        .await?;
+    Ok(())
+}
+
+/// A node under two faults stays down until both end, as on kind: starting a stopped node does
+/// not end its isolation.
+#[chaos_test(masters = 1, workers = 3)]
+async fn a_node_stays_down_while_any_of_its_faults_lasts(cluster: &Cluster) -> anyhow::Result<()> {
+    let worker = cluster.workers()[0];
+    let isolated = worker.isolate().await?;
+    let _stopped = worker.stop().await?;
+    cluster
+        .wait_for_node_ready(worker.name(), false, WAIT)
+        .await?;
+    worker.start().await?;
+    let still_down = cluster
+        .wait_for_node_ready(worker.name(), true, Duration::from_secs(2))
+        .await;
+    assert!(
+        still_down.is_err(),
+        "started, but still isolated: the node must stay NotReady"
+    );
+    isolated.undo().await?;
+    cluster
+        .wait_for_node_ready(worker.name(), true, WAIT)
+        .await?;
+    Ok(())
+}
+
+/// The monkey takes any node fault but a partition, and refuses that clearly.
+#[chaos_test(masters = 1, workers = 1)]
+async fn the_monkey_refuses_a_partition(cluster: &Cluster) -> anyhow::Result<()> {
+    let monkey = cluster.monkey(MonkeyPlan {
+        duration: Duration::from_secs(1),
+        faults: vec![NodeFault::Partition {
+            a: vec![],
+            b: vec![],
+        }],
+        ..MonkeyPlan::default()
+    });
+    let err = monkey.finish().await.expect_err("a partition is refused");
+    assert!(
+        err.to_string().contains("use NodeFault::Isolate"),
+        "{err:#}"
+    );
+    Ok(())
+}
+
 #[chaos_test(masters = 1, workers = 3)]
 async fn pod_kill_replaces_the_pods(cluster: &Cluster) -> anyhow::Result<()> {
     deploy_web(cluster).await?;

@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use chaos_runtime::__cli::{Records, list_clusters, remove_leftovers};
-use chaos_runtime::ownership::OwnerState;
+use chaos_runtime::__kind::ownership::{OwnerRecord, OwnerState, Records};
+use chaos_runtime::__kind::{list_clusters, remove_leftovers};
 
 use crate::Failure;
 
@@ -70,7 +70,7 @@ pub(crate) fn gc() -> Result<(), Failure> {
     crate::print(&out)
 }
 
-fn owner(record: &chaos_runtime::ownership::OwnerRecord) -> &'static str {
+fn owner(record: &OwnerRecord) -> &'static str {
     match (record.kept, record.owner_state()) {
         (true, _) => "kept",
         (false, OwnerState::Running) => "running",

@@ -1,6 +1,6 @@
 //! Which kind release to plan for.
 
-use chaos_runtime::__cli::images::{self, KindRelease};
+use chaos_runtime::__kind::images::{self, KindRelease};
 
 /// The release of the `kind` on PATH, else the newest release this build knows; says on stderr
 /// when it assumes one, and when this build does not know the release's images.

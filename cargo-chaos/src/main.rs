@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
-use chaos_runtime::__cli::images::{KindRelease, parse_kind_version};
+use chaos_runtime::__kind::images::{KindRelease, parse_kind_version};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

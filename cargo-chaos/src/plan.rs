@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use chaos_runtime::__cli::config::{self, ConfigOptions};
-use chaos_runtime::__cli::images::{self, ImagePins, KindRelease, NodeImage};
+use chaos_runtime::__kind::config::{self, ConfigOptions};
+use chaos_runtime::__kind::images::{self, ImagePins, KindRelease, NodeImage};
 use chaos_topology::{DEFAULT_K8S, DEFAULT_MASTERS, DEFAULT_WORKERS, TopologySpec, Version};
 
 use crate::Failure;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use chaos_runtime::__cli::images::{self, ImagePins, KindRelease, NodeImage, PINS_VAR};
+use chaos_runtime::__kind::images::{self, ImagePins, KindRelease, NodeImage, PINS_VAR};
 
 use crate::Failure;
 

@@ -52,9 +52,13 @@ struct Run {
 fn run_with(kind: Kind, env: &[(&str, &str)], args: &[&str]) -> Run {
     let path = &paths()[kind as usize];
     let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-chaos"));
+    // No kind but the one on this PATH: none named by CHAOS_KIND, none in a cache.
+    let empty_cache = paths()[Kind::Missing as usize].join("cache");
     command
         .args(args)
         .env("PATH", path)
+        .env("CHAOS_CACHE", empty_cache)
+        .env_remove("CHAOS_KIND")
         .env_remove("CHAOS_KIND_IMAGES");
     for (key, value) in env {
         command.env(key, value);
@@ -188,6 +192,39 @@ fn plan_uses_the_release_of_the_kind_on_path() {
     // --kind-release overrides it.
     let run = run_with(Kind::V0_31, &[], &["plan", "--kind-release", "v0.33.0"]);
     assert_eq!(nodes(&run.stdout)[0].1, "kindest/node:v1.35.8");
+}
+
+/// `plan` finds kind as the runtime does: `CHAOS_KIND` first, then PATH, then the copy that
+/// `scripts/install-kind.sh` caches.
+#[test]
+fn plan_finds_kind_through_chaos_kind_and_the_cache() {
+    let v0_31 = paths()[Kind::V0_31 as usize].join("kind");
+    let named = run_with(
+        Kind::V0_33,
+        &[("CHAOS_KIND", v0_31.to_str().unwrap())],
+        &["plan", "--k8s", "1.35"],
+    );
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    assert_eq!(nodes(&named.stdout)[0].1, "kindest/node:v1.35.0", "CHAOS_KIND wins");
+
+    // The cache layout of scripts/install-kind.sh: <cache>/kind/usr/bin/kind.
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cargo-chaos-cli/kind-cache");
+    std::fs::create_dir_all(cache.join("kind/usr/bin")).unwrap();
+    let cached = cache.join("kind/usr/bin/kind");
+    if !cached.exists() {
+        std::fs::copy(&v0_31, &cached).unwrap();
+    }
+    let versions = run_with(
+        Kind::Missing,
+        &[("CHAOS_CACHE", cache.to_str().unwrap())],
+        &["versions"],
+    );
+    assert_eq!(versions.code, 0, "{}", versions.stderr);
+    assert!(
+        versions.stdout.starts_with("Supported by kind v0.31.0:"),
+        "the cached kind, with none on PATH: {}",
+        versions.stdout
+    );
 }
 
 #[test]
@@ -336,7 +373,7 @@ fn cluster_kind(dir: &Path, clusters: &[&str]) -> PathBuf {
 
 #[test]
 fn ls_shows_each_cluster_with_its_owner_and_gc_removes_only_leftovers() {
-    use chaos_runtime::ownership::{OwnerRecord, Records};
+    use chaos_runtime::__kind::ownership::{OwnerRecord, Records};
 
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("cargo-chaos-gc-{}", std::process::id()));

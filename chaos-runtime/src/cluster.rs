@@ -6,8 +6,9 @@ use chaos_topology::{Role, Topology, Version};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::faults::{Fault, FaultContext, Ledger, NodeAction};
-use crate::provider::{NodeBackend, Provisioned};
+use crate::faults::{Fault, FaultContext, Ledger, NodeFault};
+use crate::node::NodeInfo;
+use crate::provider::Provisioned;
 use crate::timeline::Timeline;
 
 /// A cluster leased to one test: nobody else uses it until the test ends and the cluster is healed.
@@ -39,27 +40,18 @@ impl Cluster {
         timeline: Arc<Timeline>,
     ) -> Cluster {
         let faults = FaultContext {
-            backend: shared.provisioned.nodes_backend.clone(),
+            nodes: shared.provisioned.node_faults.clone(),
             client: shared.provisioned.client.clone(),
             ledger: shared.ledger.clone(),
             timeline: timeline.clone(),
-            control_planes: Arc::new(
-                shared
-                    .provisioned
-                    .nodes
-                    .iter()
-                    .filter(|n| n.role == Role::ControlPlane)
-                    .map(|n| n.name.clone())
-                    .collect(),
-            ),
         };
         let nodes = shared
             .provisioned
             .nodes
             .iter()
-            .map(|n| Node {
-                faults: Some(faults.clone()),
-                ..n.clone()
+            .map(|info| Node {
+                info: info.clone(),
+                faults: faults.clone(),
             })
             .collect();
         Cluster {
@@ -73,25 +65,20 @@ impl Cluster {
     }
 }
 
-/// One node of a cluster, and the faults it can take.
+/// One node of a test's cluster: what the provider made, and the faults it can take.
 #[derive(Clone)]
 pub struct Node {
-    pub(crate) name: String,
-    pub(crate) role: Role,
-    pub(crate) version: Version,
-    /// The full version the node's kubelet reports, e.g. `v1.28.15`.
-    pub(crate) kubelet_version: String,
-    /// Set on the nodes a test's [`Cluster`] hands out.
-    pub(crate) faults: Option<FaultContext>,
+    info: NodeInfo,
+    faults: FaultContext,
 }
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("name", &self.name)
-            .field("role", &self.role)
-            .field("version", &self.version)
-            .field("kubelet_version", &self.kubelet_version)
+            .field("name", &self.info.name)
+            .field("role", &self.info.role)
+            .field("version", &self.info.version)
+            .field("kubelet_version", &self.info.kubelet_version)
             .finish()
     }
 }
@@ -102,6 +89,7 @@ impl Cluster {
         &self.shared.name
     }
 
+    /// The topology the cluster was made for.
     pub fn topology(&self) -> &Topology {
         &self.shared.topology
     }
@@ -111,33 +99,36 @@ impl Cluster {
         &self.nodes
     }
 
+    /// The control-plane nodes, in kind's naming order.
     pub fn masters(&self) -> Vec<&Node> {
         self.nodes()
             .iter()
-            .filter(|n| n.role == Role::ControlPlane)
+            .filter(|n| n.role() == Role::ControlPlane)
             .collect()
     }
 
+    /// The worker nodes, in kind's naming order.
     pub fn workers(&self) -> Vec<&Node> {
         self.nodes()
             .iter()
-            .filter(|n| n.role == Role::Worker)
+            .filter(|n| n.role() == Role::Worker)
             .collect()
     }
 
     /// The node called `name`, e.g. `cluster.node(&format!("{}-worker2", cluster.name()))`.
     pub fn node(&self, name: &str) -> Option<&Node> {
-        self.nodes().iter().find(|n| n.name == name)
+        self.nodes().iter().find(|n| n.name() == name)
     }
 
-    /// The Docker-level fault ledger of a kind cluster's nodes (`None` on the sim): stop, kill,
+    /// The Docker-level fault ledger of a kind cluster's nodes (`None` elsewhere): stop, kill,
     /// pause, kubelet stop, partitions, netem. Whatever a test leaves in it is undone by the
     /// heal before the next test.
-    pub fn docker_faults(&self) -> Option<&crate::docker::FaultLedger> {
-        match &self.shared.provisioned.nodes_backend {
-            NodeBackend::Docker(ledger) => Some(ledger),
-            NodeBackend::Sim(_) => None,
-        }
+    #[deprecated(
+        note = "use the fault operations of `Node` and `Cluster`: they work on every provider, \
+                and their `Fault` handles undo exactly what they did"
+    )]
+    pub fn docker_faults(&self) -> Option<&crate::provider::kind::FaultLedger> {
+        crate::provider::kind::docker_ledger(&*self.shared.provisioned.node_faults)
     }
 
     /// Cuts the nodes `a` off from the nodes `b`, both ways.
@@ -217,116 +208,114 @@ impl Cluster {
 }
 
 impl Node {
+    /// The node's name, in the cluster and (on kind) of its container.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.info.name
     }
 
+    /// Control plane or worker.
     pub fn role(&self) -> Role {
-        self.role
+        self.info.role
     }
 
     /// The version the test asked for, e.g. `1.28`.
     pub fn version(&self) -> Version {
-        self.version
+        self.info.version
     }
 
     /// The version its kubelet reports, e.g. `v1.28.15`.
     pub fn kubelet_version(&self) -> &str {
-        &self.kubelet_version
+        &self.info.kubelet_version
     }
 
-    fn faults(&self) -> anyhow::Result<&FaultContext> {
-        self.faults.as_ref().ok_or_else(|| {
-            anyhow::anyhow!(
-                "node {} is not from a test's cluster: take it from `cluster.nodes()`",
-                self.name
-            )
-        })
+    /// Applies any node fault to this node; the named operations below are shorthands.
+    /// [`NodeFault::Partition`] names its own sides: use [`Cluster::partition`] or
+    /// [`Node::partition`] for it.
+    pub async fn inject(&self, fault: NodeFault) -> anyhow::Result<Fault> {
+        if let NodeFault::Partition { .. } = fault {
+            anyhow::bail!(
+                "a partition names its own sides, not one node: use `cluster.partition(&a, &b)` \
+                 or `node.partition(&others)`"
+            );
+        }
+        self.faults.node_fault(fault, self.name()).await
     }
 
     /// Stops the node gracefully (kind: `docker stop`; its pods die with it). Undone by
     /// [`Node::start`], by the handle, or by the heal.
     pub async fn stop(&self) -> anyhow::Result<Fault> {
-        self.faults()?
-            .node_fault(NodeAction::Stop, &self.name)
-            .await
+        self.inject(NodeFault::Stop).await
     }
 
     /// Kills the node (kind: `docker kill`).
     pub async fn kill(&self) -> anyhow::Result<Fault> {
-        self.faults()?
-            .node_fault(NodeAction::Kill, &self.name)
-            .await
+        self.inject(NodeFault::Kill).await
     }
 
     /// Starts a stopped, killed or paused node, ending those faults.
     pub async fn start(&self) -> anyhow::Result<()> {
-        self.faults()?.start(&self.name).await
+        self.faults.start(self.name()).await
     }
 
     /// Stops and starts the node: its containers restart.
     pub async fn restart(&self) -> anyhow::Result<()> {
-        self.faults()?.restart(&self.name).await
+        self.faults.restart(self.name()).await
     }
 
     /// Freezes the node (kind: `docker pause`): nothing on it runs or answers.
     pub async fn pause(&self) -> anyhow::Result<Fault> {
-        self.faults()?
-            .node_fault(NodeAction::Pause, &self.name)
-            .await
+        self.inject(NodeFault::Pause).await
     }
 
     /// Ends a pause.
     pub async fn unpause(&self) -> anyhow::Result<()> {
-        self.faults()?.start(&self.name).await
+        self.faults.start(self.name()).await
     }
 
     /// Stops the node's kubelet; its pods keep running.
     pub async fn kubelet_stop(&self) -> anyhow::Result<Fault> {
-        self.faults()?
-            .node_fault(NodeAction::KubeletStop, &self.name)
-            .await
+        self.inject(NodeFault::KubeletStop).await
     }
 
+    /// Starts the node's kubelet again, ending a kubelet stop.
     pub async fn kubelet_start(&self) -> anyhow::Result<()> {
-        self.faults()?.kubelet_start(&self.name).await
+        self.faults.kubelet_start(self.name()).await
     }
 
     /// Marks the node unschedulable.
     pub async fn cordon(&self) -> anyhow::Result<Fault> {
-        self.faults()?.cordon(&self.name).await
+        self.faults.cordon(self.name()).await
     }
 
+    /// Marks the node schedulable again, ending a cordon.
     pub async fn uncordon(&self) -> anyhow::Result<()> {
-        self.faults()?.uncordon(&self.name).await
+        self.faults.uncordon(self.name()).await
     }
 
     /// Cordons the node and evicts its pods through the eviction API, honouring
     /// PodDisruptionBudgets, for at most `timeout`. The handle uncordons it.
     pub async fn drain(&self, timeout: std::time::Duration) -> anyhow::Result<Fault> {
-        self.faults()?.drain(&self.name, timeout).await
+        self.faults.drain(self.name(), timeout).await
     }
 
     /// Cuts this node off from `others`, both ways (see [`Cluster::partition`] for sets of nodes).
     pub async fn partition(&self, others: &[&Node]) -> anyhow::Result<Fault> {
         let others: Vec<&str> = others.iter().map(|n| n.name()).collect();
-        self.faults()?.partition(&[&self.name], &others).await
+        self.faults.partition(&[self.name()], &others).await
     }
 
     /// Cuts the node off from every other node of the cluster.
     pub async fn isolate(&self) -> anyhow::Result<Fault> {
-        self.faults()?
-            .node_fault(NodeAction::Isolate, &self.name)
-            .await
+        self.inject(NodeFault::Isolate).await
     }
 
     /// Delays every packet the node sends (kind: `tc netem`; the sim records it only).
     pub async fn network_delay(&self, delay: std::time::Duration) -> anyhow::Result<Fault> {
-        self.faults()?.netem(&self.name, Some(delay), None).await
+        self.faults.netem(self.name(), Some(delay), None).await
     }
 
     /// Drops that share of the node's packets (kind: `tc netem`; the sim records it only).
     pub async fn network_loss(&self, percent: f64) -> anyhow::Result<Fault> {
-        self.faults()?.netem(&self.name, None, Some(percent)).await
+        self.faults.netem(self.name(), None, Some(percent)).await
     }
 }

@@ -7,13 +7,13 @@ use k8s_openapi::api::core::v1::Node as NodeObject;
 use kube::Api;
 use kube::runtime::watcher;
 
-use crate::cluster::Node;
+use crate::node::NodeInfo;
 use crate::wait::{self, WaitError};
 
 /// Waits until the cluster's nodes match `expected`, up to `timeout`.
 pub(crate) async fn wait_healthy(
     client: kube::Client,
-    expected: &[Node],
+    expected: &[NodeInfo],
     timeout: Duration,
 ) -> Result<(), WaitError> {
     let what = format!("{} nodes Ready at their versions", expected.len());
@@ -30,36 +30,36 @@ pub(crate) async fn wait_healthy(
 
 /// `Ok` when `nodes` are exactly the expected ones, each Ready and at its kubelet version;
 /// otherwise every problem found, in one line.
-pub(crate) fn check(expected: &[Node], nodes: &[NodeObject]) -> Result<(), String> {
+pub(crate) fn check(expected: &[NodeInfo], nodes: &[NodeObject]) -> Result<(), String> {
     let mut problems = Vec::new();
     for want in expected {
         let Some(node) = nodes
             .iter()
-            .find(|n| n.metadata.name.as_deref() == Some(want.name()))
+            .find(|n| n.metadata.name.as_deref() == Some(want.name.as_str()))
         else {
-            problems.push(format!("{} missing", want.name()));
+            problems.push(format!("{} missing", want.name));
             continue;
         };
         let status = node.status.as_ref();
         let ready = crate::conditions::node_ready_status(node);
         if ready != "True" {
-            problems.push(format!("{} Ready={ready}", want.name()));
+            problems.push(format!("{} Ready={ready}", want.name));
         }
         let version = status
             .and_then(|s| s.node_info.as_ref())
             .map(|i| i.kubelet_version.as_str());
-        if version != Some(want.kubelet_version()) {
+        if version != Some(want.kubelet_version.as_str()) {
             problems.push(format!(
                 "{} kubelet {} (expected {})",
-                want.name(),
+                want.name,
                 version.unwrap_or("unknown"),
-                want.kubelet_version()
+                want.kubelet_version
             ));
         }
     }
     for node in nodes {
         let name = node.metadata.name.as_deref().unwrap_or("");
-        if !expected.iter().any(|n| n.name() == name) {
+        if !expected.iter().any(|n| n.name == name) {
             problems.push(format!("unexpected node {name}"));
         }
     }

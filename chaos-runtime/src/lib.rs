@@ -7,13 +7,12 @@ pub mod apply;
 mod cluster;
 mod command;
 pub mod conditions;
-pub mod docker;
 pub mod faults;
 mod harness;
 mod health;
 pub mod monkey;
 mod namespace;
-pub mod ownership;
+mod node;
 pub mod probe;
 mod provider;
 mod registry;
@@ -30,8 +29,10 @@ pub use rand;
 
 /// Everything a test file needs: `use chaos_runtime::prelude::*;`.
 pub mod prelude {
-    pub use crate::faults::Fault;
-    pub use crate::monkey::{MonkeyFault, MonkeyPlan};
+    pub use crate::faults::{Fault, NodeFault};
+    #[allow(deprecated)]
+    pub use crate::monkey::MonkeyFault;
+    pub use crate::monkey::MonkeyPlan;
     pub use crate::{Cluster, Node, Role, Topology, Version, chaos_test};
 }
 
@@ -89,11 +90,11 @@ pub mod __private {
     pub use linkme;
 }
 
-/// For `cargo chaos`; not part of the public API.
+/// kind's internals, for `cargo chaos` and the Docker-level tests; not part of the public API.
 #[doc(hidden)]
-pub mod __cli {
-    pub use crate::ownership::Records;
+pub mod __kind {
     pub use crate::provider::kind::{
-        ClusterListing, config, images, list_clusters, remove_leftovers,
+        ClusterListing, config, docker, images, kind_binary, list_clusters, ownership,
+        remove_leftovers,
     };
 }

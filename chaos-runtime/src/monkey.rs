@@ -15,27 +15,12 @@ use tokio::task::JoinHandle;
 
 use crate::Cluster;
 use crate::cluster::Node;
+use crate::faults::NodeFault;
 use crate::timeline::{EntryKind, Timeline};
 
-/// What the monkey may do to a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MonkeyFault {
-    Kill,
-    Stop,
-    Pause,
-    KubeletStop,
-}
-
-impl fmt::Display for MonkeyFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            MonkeyFault::Kill => "kill",
-            MonkeyFault::Stop => "stop",
-            MonkeyFault::Pause => "pause",
-            MonkeyFault::KubeletStop => "kubelet-stop",
-        })
-    }
-}
+/// The old name of [`NodeFault`], which the monkey now takes: every node fault but a partition.
+#[deprecated(note = "use `NodeFault`, the one type for every node fault")]
+pub type MonkeyFault = NodeFault;
 
 /// How the monkey behaves. The default: for 20 s, every 1 to 3 s, kill a random worker and bring
 /// it back after 2 to 4 s; one node down at a time.
@@ -46,7 +31,9 @@ pub struct MonkeyPlan {
     pub every: RangeInclusive<Duration>,
     /// How long each fault lasts.
     pub down_for: RangeInclusive<Duration>,
-    pub faults: Vec<MonkeyFault>,
+    /// What to do to each node it picks: any node fault but a partition, which names its own
+    /// sides.
+    pub faults: Vec<NodeFault>,
     /// `true`: control planes may be hit too (only sensible with several).
     pub include_control_planes: bool,
 }
@@ -57,18 +44,18 @@ impl Default for MonkeyPlan {
             duration: Duration::from_secs(20),
             every: Duration::from_secs(1)..=Duration::from_secs(3),
             down_for: Duration::from_secs(2)..=Duration::from_secs(4),
-            faults: vec![MonkeyFault::Kill],
+            faults: vec![NodeFault::Kill],
             include_control_planes: false,
         }
     }
 }
 
 /// One planned fault: `fault` on `node` at `at` after the monkey starts, for `down_for`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MonkeyAction {
     pub at: Duration,
     pub node: String,
-    pub fault: MonkeyFault,
+    pub fault: NodeFault,
     pub down_for: Duration,
 }
 
@@ -102,7 +89,7 @@ impl MonkeyPlan {
                 return actions;
             }
             let node = nodes.choose(&mut rng).expect("not empty").clone();
-            let fault = *self.faults.choose(&mut rng).expect("not empty");
+            let fault = self.faults.choose(&mut rng).expect("not empty").clone();
             actions.push(MonkeyAction {
                 at,
                 node,
@@ -177,7 +164,17 @@ impl Cluster {
             ),
         );
         let planned = schedule.clone();
+        let partition = plan
+            .faults
+            .iter()
+            .any(|f| matches!(f, NodeFault::Partition { .. }));
         let task = tokio::spawn(async move {
+            if partition {
+                anyhow::bail!(
+                    "the monkey hurts one node at a time, and a partition names its own sides: \
+                     use NodeFault::Isolate in MonkeyPlan::faults"
+                );
+            }
             let start = tokio::time::Instant::now();
             for action in planned {
                 tokio::time::sleep_until(start + action.at).await;
@@ -185,12 +182,7 @@ impl Cluster {
                     .iter()
                     .find(|n| n.name() == action.node)
                     .expect("scheduled among targets");
-                let fault = match action.fault {
-                    MonkeyFault::Kill => node.kill().await?,
-                    MonkeyFault::Stop => node.stop().await?,
-                    MonkeyFault::Pause => node.pause().await?,
-                    MonkeyFault::KubeletStop => node.kubelet_stop().await?,
-                };
+                let fault = node.inject(action.fault).await?;
                 tokio::time::sleep(action.down_for).await;
                 fault.undo().await?;
             }
@@ -214,7 +206,7 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_schedule_and_another_seed_another() {
         let plan = MonkeyPlan {
-            faults: vec![MonkeyFault::Kill, MonkeyFault::Pause],
+            faults: vec![NodeFault::Kill, NodeFault::Pause],
             ..MonkeyPlan::default()
         };
         let a = plan.schedule(42, &workers());

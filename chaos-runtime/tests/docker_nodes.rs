@@ -19,9 +19,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
-use chaos_runtime::__cli::{Records, remove_leftovers};
-use chaos_runtime::docker::{Docker, DockerError, DockerErrorKind, FaultLedger, NodeFault};
-use chaos_runtime::ownership::OwnerRecord;
+use chaos_runtime::__kind::docker::{Docker, DockerError, DockerErrorKind, FaultLedger, NodeFault};
+use chaos_runtime::__kind::ownership::{OwnerRecord, Records};
+use chaos_runtime::__kind::remove_leftovers;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 const IMAGE: &str = "chaos-node:bookworm";

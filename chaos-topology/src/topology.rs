@@ -177,26 +177,6 @@ impl Topology {
         self.nodes[0].version
     }
 
-    /// Node names as kind gives them: `<cluster>-control-plane`, `<cluster>-control-plane2`, ...,
-    /// `<cluster>-worker`, `<cluster>-worker2`, ... in the order of [`Topology::nodes`].
-    pub fn node_names(&self, cluster: &str) -> Vec<String> {
-        let (mut masters, mut workers) = (0, 0);
-        self.nodes
-            .iter()
-            .map(|node| {
-                let (base, n) = match node.role {
-                    Role::ControlPlane => ("control-plane", &mut masters),
-                    Role::Worker => ("worker", &mut workers),
-                };
-                *n += 1;
-                match *n {
-                    1 => format!("{cluster}-{base}"),
-                    n => format!("{cluster}-{base}{n}"),
-                }
-            })
-            .collect()
-    }
-
     /// A short, filterable name: `1m3w-k8s1.29`, `3m3w-k8s1.29-w1.28`,
     /// `1m3w-k8s1.29-w1.28,1.29,1.29`.
     pub fn label(&self) -> String {
@@ -286,20 +266,6 @@ mod tests {
         assert_eq!(t.label(), "1m3w-k8s1.29-w1.28,1.29,1.27");
         let t = spec(2, 0, "1.29", &["1.29", "1.28"], &[]).build().unwrap();
         assert_eq!(t.label(), "2m0w-k8s1.29,1.28");
-    }
-
-    #[test]
-    fn node_names_follow_kind() {
-        let t = spec(2, 2, "1.29", &[], &[]).build().unwrap();
-        assert_eq!(
-            t.node_names("c"),
-            [
-                "c-control-plane",
-                "c-control-plane2",
-                "c-worker",
-                "c-worker2"
-            ]
-        );
     }
 
     #[test]

@@ -73,11 +73,7 @@ async fn monkey(cluster: &Cluster) -> anyhow::Result<()> {
         duration: Duration::from_secs(3),
         every: Duration::from_millis(100)..=Duration::from_millis(400),
         down_for: Duration::from_millis(100)..=Duration::from_millis(400),
-        faults: vec![
-            MonkeyFault::Kill,
-            MonkeyFault::Pause,
-            MonkeyFault::KubeletStop,
-        ],
+        faults: vec![NodeFault::Kill, NodeFault::Pause, NodeFault::KubeletStop],
         ..MonkeyPlan::default()
     };
     let monkey = cluster.monkey(plan);

@@ -18,7 +18,6 @@ use crate::harness::panics;
 use crate::harness::pool::Pool;
 use crate::harness::progress::{reporting, say};
 use crate::harness::seed::test_seed;
-use crate::provider::NodeBackend;
 use crate::registry::TestFuture;
 use crate::timeline::{self, EntryKind, Timeline, TimelineFile};
 use crate::{health, namespace};
@@ -314,19 +313,17 @@ impl Scheduler {
     ) -> Result<(), String> {
         let client = cluster.provisioned.client.clone();
         let timeout = self.pool.provider.health_timeout();
-        let backend = &cluster.provisioned.nodes_backend;
-        let undone = cluster.ledger.heal(backend, &client).await;
+        let undone = cluster.ledger.heal().await;
         for what in undone.as_ref().into_iter().flatten() {
             timeline.record(EntryKind::Heal, format!("undone: {what}"));
         }
         undone.map_err(|err| format!("its faults could not all be undone: {err}"))?;
-        // Docker-level faults made outside the test's fault API (cluster.docker_faults()).
-        if let NodeBackend::Docker(faults) = backend {
-            faults
-                .heal()
-                .await
-                .map_err(|err| format!("its faults could not all be undone: {err}"))?;
-        }
+        cluster
+            .provisioned
+            .node_faults
+            .heal_unrecorded()
+            .await
+            .map_err(|err| format!("its faults could not all be undone: {err:#}"))?;
         namespace::remove(client.clone(), namespace, timeout)
             .await
             .map_err(|err| format!("its namespace could not be removed: {err:#}"))?;

@@ -10,18 +10,27 @@ use chaos_sim::control::Timings;
 /// Which provider makes clusters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ProviderChoice {
+    /// The first registered provider that can run here.
     Auto,
-    Kind,
-    Sim,
+    /// This registered provider, or an error.
+    Named(&'static str),
 }
 
 impl ProviderChoice {
     pub fn parse(text: &str) -> anyhow::Result<ProviderChoice> {
-        match text.trim() {
-            "" | "auto" => Ok(ProviderChoice::Auto),
-            "kind" => Ok(ProviderChoice::Kind),
-            "sim" => Ok(ProviderChoice::Sim),
-            other => bail!("`{other}` is not a provider; use kind, sim or auto"),
+        let text = text.trim();
+        if text.is_empty() || text == "auto" {
+            return Ok(ProviderChoice::Auto);
+        }
+        match crate::provider::names().find(|name| *name == text) {
+            Some(name) => Ok(ProviderChoice::Named(name)),
+            None => {
+                let names: Vec<&str> = crate::provider::names().collect();
+                bail!(
+                    "`{text}` is not a provider; use {} or auto",
+                    names.join(", ")
+                )
+            }
         }
     }
 }
@@ -161,7 +170,7 @@ mod tests {
             ("CHAOS_SIM_TOLERATION", "300s"),
         ])
         .unwrap();
-        assert_eq!(s.provider, ProviderChoice::Sim);
+        assert_eq!(s.provider, ProviderChoice::Named("sim"));
         assert_eq!((s.max_clusters, s.keep, s.seed), (Some(2), true, Some(42)));
         assert_eq!(s.default_timeout, Duration::from_secs(90));
         assert_eq!(s.sim_provision_delay, Duration::from_millis(5));

@@ -11,31 +11,42 @@ use anyhow::Context;
 use chaos_topology::Topology;
 use futures::future::BoxFuture;
 
-use crate::cluster::Node;
-use crate::docker::FaultLedger;
+use crate::faults::NodeFaults;
 use crate::harness::settings::{ProviderChoice, Settings};
-use chaos_sim::control::ControlPlane;
-pub(crate) use kind::KindProvider;
-pub(crate) use sim::SimProvider;
+use crate::node::NodeInfo;
 
-/// How a provider reaches its nodes for faults.
-#[derive(Clone)]
-pub(crate) enum NodeBackend {
-    /// kind: node containers, through the Docker CLI; faults are recorded in the ledger.
-    Docker(Arc<FaultLedger>),
-    /// The sim: its control plane's kubelets.
-    Sim(Arc<ControlPlane>),
+/// Every provider, in the order `CHAOS_PROVIDER=auto` tries them: the first that can run here is
+/// taken. Adding a provider is its own module plus one line here.
+const PROVIDERS: &[Registration] = &[kind::REGISTRATION, sim::REGISTRATION];
+
+/// How the harness finds a provider.
+pub(crate) struct Registration {
+    /// As `CHAOS_PROVIDER` spells it.
+    pub name: &'static str,
+    /// What it is, for the line that says which provider `auto` took.
+    pub description: &'static str,
+    /// Makes the provider for a run that needs `topologies`, or says why it cannot run here.
+    pub detect: for<'a> fn(
+        &'a Settings,
+        &'a [&'a Topology],
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn Provider>>>,
+}
+
+/// The providers' names, as `CHAOS_PROVIDER` accepts them (besides `auto`).
+pub(crate) fn names() -> impl Iterator<Item = &'static str> {
+    PROVIDERS.iter().map(|p| p.name)
 }
 
 /// A cluster a provider created.
 pub(crate) struct Provisioned {
     pub name: String,
     pub client: kube::Client,
-    pub nodes: Vec<Node>,
+    /// Control planes first, then workers, in kind's naming order.
+    pub nodes: Vec<NodeInfo>,
     /// Adopted from an earlier run (`CHAOS_REUSE=1`) rather than created.
     pub reused: bool,
     /// What hurts its nodes: Docker for kind, the simulated control plane for the sim.
-    pub nodes_backend: NodeBackend,
+    pub node_faults: Arc<dyn NodeFaults>,
 }
 
 pub(crate) trait Provider: Send + Sync {
@@ -83,68 +94,60 @@ pub(crate) trait Provider: Send + Sync {
     fn how_to_reach(&self, cluster: &Provisioned) -> String;
 }
 
-/// The provider `CHAOS_PROVIDER` asks for, able to make `topologies`. `auto` takes kind where it
-/// can run (the binary, a Docker daemon, and the node images present or pullable), else the sim,
-/// and says which and why in one line.
+/// The provider `CHAOS_PROVIDER` asks for, able to make `topologies`. `auto` takes the first
+/// registered provider that can run here (kind where the binary, a Docker daemon and the node
+/// images are there), and says which and why in one line when it is not the first.
 pub(crate) async fn select(
     settings: &Settings,
     topologies: &[&Topology],
 ) -> anyhow::Result<Box<dyn Provider>> {
-    let sim = || {
-        if settings.reuse {
-            eprintln!(
-                "chaos: CHAOS_REUSE=1 has no effect on the sim: its clusters end with the process"
-            );
-        }
-        Box::new(SimProvider::new(
-            settings.sim_provision_delay,
-            settings.sim_timings.clone(),
-        )) as Box<dyn Provider>
-    };
-    let kind = async {
-        let provider = KindProvider::detect(settings.reuse).await?;
-        provider.ensure_images(topologies).await?;
-        // What runs that were killed left behind goes first, making room.
-        match kind::remove_leftovers(&provider.records).await {
-            Ok(removed) if !removed.is_empty() => {
-                eprintln!(
-                    "chaos: removed {} cluster(s) left by runs that ended: {}",
-                    removed.len(),
-                    removed.join(", ")
-                )
+    if let ProviderChoice::Named(name) = settings.provider {
+        let registration = PROVIDERS
+            .iter()
+            .find(|p| p.name == name)
+            .expect("settings only name registered providers");
+        return (registration.detect)(settings, topologies)
+            .await
+            .with_context(|| format!("CHAOS_PROVIDER={name}"));
+    }
+    let mut refused: Vec<(&str, String)> = Vec::new();
+    for registration in PROVIDERS {
+        match (registration.detect)(settings, topologies).await {
+            Ok(provider) => {
+                if let Some((first, because)) = refused.first() {
+                    eprintln!(
+                        "chaos: provider {} ({}), because {first} cannot run here: {because}. \
+                         Set CHAOS_PROVIDER to choose.",
+                        registration.name, registration.description
+                    );
+                }
+                return Ok(provider);
             }
-            Ok(_) => {}
-            Err(err) => eprintln!("chaos: could not look for leftover clusters: {err:#}"),
+            Err(reason) => refused.push((registration.name, in_one_line(&reason))),
         }
-        anyhow::Ok(provider)
-    };
-    match settings.provider {
-        ProviderChoice::Sim => Ok(sim()),
-        ProviderChoice::Kind => Ok(Box::new(kind.await.context("CHAOS_PROVIDER=kind")?)),
-        ProviderChoice::Auto => match kind.await {
-            Ok(provider) => Ok(Box::new(provider)),
-            Err(reason) => {
-                // The outer message says what is missing; the root cause's last line says why.
-                let root = reason.root_cause().to_string();
-                let why = root
-                    .lines()
-                    .rev()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty())
-                    .unwrap_or_default();
-                let what = reason.to_string();
-                let because = match what.lines().next() {
-                    Some(first) if first.trim_end_matches(':') != why => {
-                        format!("{} ({why})", first.trim_end_matches(':'))
-                    }
-                    _ => why.to_owned(),
-                };
-                eprintln!(
-                    "chaos: provider sim (in-memory Kubernetes API), because kind cannot run here: {because}. \
-                     Set CHAOS_PROVIDER to choose."
-                );
-                Ok(sim())
-            }
-        },
+    }
+    let all: Vec<String> = refused
+        .iter()
+        .map(|(p, why)| format!("{p}: {why}"))
+        .collect();
+    anyhow::bail!("no provider can run here ({})", all.join("; "))
+}
+
+/// Why a provider cannot run, in one line: the outer message says what is missing, the root
+/// cause's last line says why.
+fn in_one_line(reason: &anyhow::Error) -> String {
+    let root = reason.root_cause().to_string();
+    let why = root
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    let what = reason.to_string();
+    match what.lines().next() {
+        Some(first) if first.trim_end_matches(':') != why => {
+            format!("{} ({why})", first.trim_end_matches(':'))
+        }
+        _ => why.to_owned(),
     }
 }

@@ -98,7 +98,7 @@ pub fn parse_kind_version(text: &str) -> Option<KindRelease> {
 
 /// The release of the `kind` on PATH.
 pub async fn installed_release() -> anyhow::Result<KindRelease> {
-    let output = Cmd::new("kind")
+    let output = Cmd::new(super::kind_binary())
         .arg("version")
         .timeout(Duration::from_secs(10))
         .install_hint(INSTALL_HINT)

@@ -2,7 +2,11 @@
 //! and `docker` CLIs.
 
 pub mod config;
+pub mod docker;
 pub mod images;
+mod naming;
+mod nodes;
+pub mod ownership;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,18 +18,43 @@ use chaos_topology::Topology;
 use futures::future::BoxFuture;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::{NodeBackend, Provider, Provisioned};
-use crate::cluster::Node;
-use crate::command::{Cmd, CommandError};
-use crate::docker::{Docker, FaultLedger};
+use super::{Provider, Provisioned, Registration};
+use crate::command::Cmd;
 use crate::harness::progress::{reporting, say};
 use crate::health;
-use crate::ownership::{OwnerRecord, OwnerState, Records};
+use crate::node::NodeInfo;
 use config::ConfigOptions;
+use docker::Docker;
+pub use docker::FaultLedger;
 use images::{ImagePins, KindRelease, NodeImage};
+pub(crate) use naming::node_names;
+use nodes::KindNodes;
+pub(crate) use nodes::docker_ledger;
+use ownership::{OwnerRecord, OwnerState, Records};
+
+pub(super) const REGISTRATION: Registration = Registration {
+    name: "kind",
+    description: "real clusters in Docker",
+    detect: |settings, topologies| {
+        Box::pin(async move {
+            let provider = KindProvider::detect(settings.reuse).await?;
+            provider.ensure_images(topologies).await?;
+            // What runs that were killed left behind goes first, making room.
+            match remove_leftovers(&provider.records).await {
+                Ok(removed) if !removed.is_empty() => say(format!(
+                    "removed {} cluster(s) left by runs that ended: {}",
+                    removed.len(),
+                    removed.join(", ")
+                )),
+                Ok(_) => {}
+                Err(err) => say(format!("could not look for leftover clusters: {err:#}")),
+            }
+            Ok(Box::new(provider) as Box<dyn Provider>)
+        })
+    },
+};
 
 const KIND_INSTALL_HINT: &str = "run scripts/install-kind.sh (or install kind: https://kind.sigs.k8s.io), or set CHAOS_KIND to its path";
-const DOCKER_HINT: &str = "install Docker and start its daemon";
 /// kind's own creation, image pulls included.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// Workers joining and every node Ready after kind returns (its `--wait` covers control planes only).
@@ -36,7 +65,7 @@ pub(crate) struct KindProvider {
     release: KindRelease,
     pins: ImagePins,
     options: ConfigOptions,
-    pub(super) records: Records,
+    records: Records,
     /// Kubeconfigs and failure logs: `<target>/chaos/kind/`.
     work_dir: PathBuf,
     /// How long every node may take to be Ready once kind returns.
@@ -64,18 +93,7 @@ impl KindProvider {
                 version.stdout.trim()
             )
         })?;
-        match Cmd::new("docker")
-            .args(["info", "--format", "{{.ServerVersion}}"])
-            .install_hint(DOCKER_HINT)
-            .run()
-            .await
-        {
-            Ok(_) => {}
-            Err(err @ CommandError::NotFound { .. }) => return Err(err.into()),
-            Err(err) => bail!(
-                "the Docker daemon is not reachable ({err}); start it (e.g. `sudo systemctl start docker`)"
-            ),
-        }
+        Docker::new().ping().await?;
         Ok(KindProvider {
             kind,
             release,
@@ -282,16 +300,16 @@ impl KindProvider {
         &self,
         name: &str,
         client: kube::Client,
-        nodes: Vec<Node>,
+        nodes: Vec<NodeInfo>,
         reused: bool,
     ) -> Provisioned {
-        let nodes_backend = NodeBackend::Docker(Arc::new(FaultLedger::new(Docker::new())));
+        let ledger = Arc::new(FaultLedger::new(Docker::new()));
         Provisioned {
             name: name.to_owned(),
             client,
             nodes,
             reused,
-            nodes_backend,
+            node_faults: Arc::new(KindNodes { ledger }),
         }
     }
 
@@ -414,19 +432,18 @@ impl Provider for KindProvider {
 }
 
 /// The nodes kind makes for `topology`, named as kind names them, at their images' versions.
-fn nodes_of(cluster: &str, topology: &Topology, images: &[NodeImage]) -> Vec<Node> {
+fn nodes_of(cluster: &str, topology: &Topology, images: &[NodeImage]) -> Vec<NodeInfo> {
     let specs = topology
         .nodes()
         .iter()
-        .zip(topology.node_names(cluster))
+        .zip(node_names(topology, cluster))
         .zip(images);
     specs
-        .map(|((spec, name), image)| Node {
+        .map(|((spec, name), image)| NodeInfo {
             name,
             role: spec.role,
             version: spec.version,
             kubelet_version: image.kubelet_version.clone(),
-            faults: None,
         })
         .collect()
 }
@@ -446,8 +463,9 @@ fn config_options_from_env() -> anyhow::Result<ConfigOptions> {
     })
 }
 
-/// `$CHAOS_KIND`, else `kind` on PATH, else the copy `scripts/install-kind.sh` caches.
-fn kind_binary() -> String {
+/// `$CHAOS_KIND`, else `kind` on PATH, else the copy `scripts/install-kind.sh` caches: the one
+/// way the runtime and `cargo chaos` find kind.
+pub fn kind_binary() -> String {
     if let Some(path) = std::env::var_os("CHAOS_KIND").filter(|p| !p.is_empty()) {
         return path.to_string_lossy().into_owned();
     }
@@ -640,7 +658,10 @@ esac
         let records = provider.records.all();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].kubeconfig.as_deref(), Some(kubeconfig.as_path()));
-        assert!(matches!(cluster.nodes_backend, NodeBackend::Docker(_)));
+        assert!(
+            docker_ledger(&*cluster.node_faults).is_some(),
+            "kind's faults go through Docker"
+        );
 
         provider.destroy(&cluster).await.expect("deleted");
         let calls = std::fs::read_to_string(dir.join("calls")).unwrap();

@@ -16,8 +16,8 @@ mod script;
 
 use std::time::Duration;
 
+pub use crate::faults::NodeFault;
 pub use error::{DockerError, DockerErrorKind};
-pub use faults::NodeFault;
 pub use ledger::{FaultDescription, FaultId, FaultLedger, HealError};
 pub use nodes::NodeContainer;
 

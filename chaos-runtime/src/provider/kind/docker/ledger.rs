@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::faults::{self, NodeFault, Undo};
+use super::faults::{self, Undo};
 use super::nodes::NodeContainer;
 use super::{Docker, DockerError, DockerErrorKind, netem, partition};
+use crate::faults::NodeFault;
 
 /// Ids are unique in the process, so partition rules of two ledgers never share a comment.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -113,14 +114,15 @@ impl FaultLedger {
 
     /// `docker start`. If the node was down, it boots afresh (kubelet started, a new network
     /// namespace without netem or partition rules), so the stop, kill, kubelet-stop and netem
-    /// faults recorded for it are no longer in effect and leave the ledger.
-    pub async fn start(&self, node: &str) -> Result<(), DockerError> {
+    /// faults recorded for it are no longer in effect and leave the ledger. Returns whether it
+    /// booted afresh (it was down).
+    pub async fn start(&self, node: &str) -> Result<bool, DockerError> {
         let was_running = self.docker.node(node).await?.running;
         self.docker.run(Some(node), &["start", node]).await?;
         if !was_running {
             self.forget_node_state(node);
         }
-        Ok(())
+        Ok(!was_running)
     }
 
     /// `docker restart`: a reboot. Like [`FaultLedger::start`] of a node that was down, it ends the

@@ -1,5 +1,8 @@
 //! The sim provider: each cluster is an in-memory Kubernetes API ([`chaos_sim::ApiServer`]) with
-//! a Node object per node of the topology, reached through a real `kube::Client`.
+//! a Node object per node of the topology, reached through a real `kube::Client`, and a simulated
+//! control plane whose kubelets take the node faults ([`nodes`]).
+
+mod nodes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,10 +18,28 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::{NodeBackend, Provider, Provisioned};
-use crate::cluster::Node;
+use super::{Provider, Provisioned, Registration};
+use crate::node::NodeInfo;
 use chaos_sim::ApiServer;
 use chaos_sim::control::{ControlPlane, Timings};
+use nodes::SimNodes;
+
+pub(super) const REGISTRATION: Registration = Registration {
+    name: "sim",
+    description: "in-memory Kubernetes API",
+    detect: |settings, _topologies| {
+        Box::pin(async move {
+            if settings.reuse {
+                eprintln!(
+                    "chaos: CHAOS_REUSE=1 has no effect on the sim: its clusters end with the process"
+                );
+            }
+            let provider =
+                SimProvider::new(settings.sim_provision_delay, settings.sim_timings.clone());
+            Ok(Box::new(provider) as Box<dyn Provider>)
+        })
+    },
+};
 
 pub(crate) struct SimProvider {
     /// Stands in for kind's creation time, so that scheduling behaves as it would on kind.
@@ -58,30 +79,35 @@ impl Provider for SimProvider {
         Box::pin(async move {
             tokio::time::sleep(self.provision_delay).await;
             let server = ApiServer::new(&topology.control_plane_version().kubelet_version());
-            let names = topology.node_names(name);
+            // The names kind would give, so that a suite reads the same on both.
+            let names = super::kind::node_names(topology, name);
             let mut nodes = Vec::new();
             for (index, (spec, node_name)) in topology.nodes().iter().zip(names).enumerate() {
-                let node = Node {
+                let node = NodeInfo {
                     name: node_name,
                     role: spec.role,
                     version: spec.version,
                     kubelet_version: spec.version.kubelet_version(),
-                    faults: None,
                 };
                 server
                     .create(serde_json::to_value(node_object(&node, index))?)
                     .with_context(|| format!("creating node {}", node.name))?;
                 nodes.push(node);
             }
+            let client = server.client();
+            let control = Arc::new(ControlPlane::start(server, self.timings.clone()));
+            let control_planes = nodes
+                .iter()
+                .filter(|n| n.role == Role::ControlPlane)
+                .map(|n| n.name.clone())
+                .collect();
+            let all = nodes.iter().map(|n| n.name.clone()).collect();
             Ok(Provisioned {
                 name: name.to_owned(),
-                client: server.client(),
+                client,
                 nodes,
                 reused: false,
-                nodes_backend: NodeBackend::Sim(Arc::new(ControlPlane::start(
-                    server,
-                    self.timings.clone(),
-                ))),
+                node_faults: Arc::new(SimNodes::new(control, all, control_planes)),
             })
         })
     }
@@ -109,7 +135,7 @@ fn meta(name: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
 }
 
 /// The Node object kind's kubelet would register, Ready, with the node's kubelet version.
-pub(crate) fn node_object(node: &Node, index: usize) -> NodeObject {
+pub(crate) fn node_object(node: &NodeInfo, index: usize) -> NodeObject {
     let mut labels = BTreeMap::from([
         ("kubernetes.io/hostname".to_owned(), node.name.clone()),
         ("kubernetes.io/os".to_owned(), "linux".to_owned()),

@@ -1,57 +1,7 @@
-//! The faults a node container can be put in, and how each is undone.
-
-use std::fmt;
-use std::time::Duration;
+//! How each fault on a node container is undone.
 
 use super::partition::NodeRules;
 use super::{Docker, DockerError, DockerErrorKind, netem, partition};
-
-/// A fault applied to one or more node containers.
-#[derive(Clone, Debug, PartialEq)]
-pub enum NodeFault {
-    /// `docker stop`: the node's STOPSIGNAL (SIGRTMIN+3, systemd's shutdown), SIGKILL after 10 s.
-    Stop,
-    /// `docker kill`: SIGKILL, no shutdown at all.
-    Kill,
-    /// `docker pause`: every process of the node frozen; peers see silence, not resets.
-    Pause,
-    /// `systemctl stop kubelet` in the node: the node goes NotReady while its pods keep running.
-    KubeletStop,
-    /// No packets between any node of `a` and any node of `b`, in either direction.
-    Partition { a: Vec<String>, b: Vec<String> },
-    /// `tc … netem` on the node's `eth0`: every packet it sends is delayed and/or dropped.
-    Netem {
-        delay: Option<Duration>,
-        loss_percent: Option<f64>,
-    },
-}
-
-impl fmt::Display for NodeFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NodeFault::Stop => write!(f, "stop"),
-            NodeFault::Kill => write!(f, "kill"),
-            NodeFault::Pause => write!(f, "pause"),
-            NodeFault::KubeletStop => write!(f, "kubelet stop"),
-            NodeFault::Partition { a, b } => {
-                write!(f, "partition {} | {}", a.join(", "), b.join(", "))
-            }
-            NodeFault::Netem {
-                delay,
-                loss_percent,
-            } => {
-                write!(f, "netem")?;
-                if let Some(delay) = delay {
-                    write!(f, " delay {}", humantime::format_duration(*delay))?;
-                }
-                match loss_percent {
-                    Some(loss) => write!(f, " loss {loss}%"),
-                    None => Ok(()),
-                }
-            }
-        }
-    }
-}
 
 /// What puts a node back as it was before a fault. Every undo is idempotent: undoing what a
 /// restart already undid (a fresh network namespace, a kubelet started at boot) succeeds.
