@@ -205,7 +205,11 @@ fn plan_finds_kind_through_chaos_kind_and_the_cache() {
         &["plan", "--k8s", "1.35"],
     );
     assert_eq!(named.code, 0, "{}", named.stderr);
-    assert_eq!(nodes(&named.stdout)[0].1, "kindest/node:v1.35.0", "CHAOS_KIND wins");
+    assert_eq!(
+        nodes(&named.stdout)[0].1,
+        "kindest/node:v1.35.0",
+        "CHAOS_KIND wins"
+    );
 
     // The cache layout of scripts/install-kind.sh: <cache>/kind/usr/bin/kind.
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cargo-chaos-cli/kind-cache");

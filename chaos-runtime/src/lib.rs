@@ -9,6 +9,7 @@ mod command;
 pub mod conditions;
 pub mod faults;
 mod harness;
+mod hash;
 mod health;
 pub mod monkey;
 mod namespace;

@@ -3,14 +3,7 @@
 
 /// A test's seed: the run seed mixed with a stable hash of the test's name.
 pub(crate) fn test_seed(run_seed: u64, test_name: &str) -> u64 {
-    splitmix64(run_seed ^ fnv1a(test_name.as_bytes()))
-}
-
-/// FNV-1a: stable across Rust releases, unlike `DefaultHasher`.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    splitmix64(run_seed ^ crate::hash::stable_hash(test_name))
 }
 
 fn splitmix64(mut x: u64) -> u64 {

@@ -397,9 +397,7 @@ impl Provider for KindProvider {
                     images.join(","),
                     self.options.fast_failure_detection
                 );
-                let hash = identity.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-                });
+                let hash = crate::hash::stable_hash(&identity);
                 format!("chaos-{label}-{:04x}", hash as u16)
             }
             false => format!("chaos-{label}-{:04x}", rand::random::<u16>()),

@@ -294,16 +294,7 @@ impl FaultLedger {
 
     /// Drops the faults a fresh boot of `node` ends: stop, kill, kubelet stop, netem.
     fn forget_node_state(&self, node: &str) {
-        self.forget(|d| {
-            d.nodes == [node]
-                && matches!(
-                    d.fault,
-                    NodeFault::Stop
-                        | NodeFault::Kill
-                        | NodeFault::KubeletStop
-                        | NodeFault::Netem { .. }
-                )
-        });
+        self.forget(|d| d.nodes == [node] && d.fault.ended_by_boot());
     }
 
     fn forget(&self, ended: impl Fn(&FaultDescription) -> bool) {

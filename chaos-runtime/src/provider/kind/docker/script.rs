@@ -82,14 +82,11 @@ pub(crate) fn quote(words: &[&str]) -> String {
 }
 
 fn quote_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=+,%@".contains(c));
-    match plain {
-        true => word.to_owned(),
-        false => format!("'{}'", word.replace('\'', "'\\''")),
-    }
+    // A NUL cannot reach a command's arguments anyway; shlex refuses to quote one.
+    let word = word.replace('\0', "");
+    shlex::try_quote(&word)
+        .map(|quoted| quoted.into_owned())
+        .unwrap_or(word)
 }
 
 #[cfg(test)]
@@ -102,7 +99,22 @@ mod tests {
             quote(&["iptables", "-A", "X", "-s", "10.0.0.1/32"]),
             "iptables -A X -s 10.0.0.1/32"
         );
-        assert_eq!(quote(&["echo", "it's", ""]), "echo 'it'\\''s' ''");
+        assert_eq!(
+            quote(&["echo", "it's", "", "a b"]),
+            "echo \"it's\" '' 'a b'"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_quoted_word_reaches_the_command_as_it_was() {
+        let words = ["it's", "a b", "$HOME", "x\"y", "", "`id`", "a\\b"];
+        let script = format!("printf '%s\\n' {}", quote(&words));
+        let output = crate::command::Cmd::new("sh")
+            .args(["-c", &script])
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(output.stdout, format!("{}\n", words.join("\n")));
     }
 
     #[tokio::test]
