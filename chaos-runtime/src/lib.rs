@@ -1,7 +1,44 @@
-//! `chaos-runtime`: the harness, providers, faults and waits behind `#[chaos_test]`.
+//! `chaos-runtime`: chaos tests for Kubernetes, written as ordinary Rust tests.
 //!
-//! A user's test target depends on this crate alone: it re-exports the attribute, `kube` and
-//! `k8s-openapi`. See the README and `API.md` for the contract.
+//! A test target depends on this crate alone (it re-exports the attribute, [`kube`] and
+//! [`k8s_openapi`]), sets `harness = false`, and ends with [`main!`]:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use chaos_runtime::prelude::*;
+//!
+//! #[chaos_test(masters = 3, workers = 3, k8s = "1.29", worker_versions = ["1.28"])]
+//! async fn a_worker_comes_back(cluster: &Cluster) -> anyhow::Result<()> {
+//!     let worker = cluster.workers()[0];
+//!     let stopped = worker.stop().await?;
+//!     cluster.wait_for_node_ready(worker.name(), false, Duration::from_secs(60)).await?;
+//!     stopped.undo().await?;
+//!     cluster.wait_for_nodes_ready(Duration::from_secs(120)).await?;
+//!     Ok(())
+//! }
+//!
+//! chaos_runtime::main!();
+//! ```
+//!
+//! What a user writes against:
+//! - [`chaos_test`]: the attribute. Keys `masters`, `workers`, `k8s` (a version, or a list for a
+//!   version matrix), `worker_versions`, `master_versions`, `timeout`, `ignore`; every misuse,
+//!   including a topology Kubernetes' version-skew policy forbids, is a compile error.
+//! - [`main!`]: the harness as `fn main`, with libtest's command line (filters, `--exact`, `--list`,
+//!   `--format`, ...). It makes one cluster per distinct topology, shares it between the tests
+//!   that ask for it, heals and checks it between them, and removes every cluster at the end; its
+//!   last line is the summary (`chaos summary: tests=… passed=… failed=… ignored=…
+//!   clusters_created=… clusters_recreated=… clusters_destroyed=…`).
+//! - [`Cluster`] and [`Node`]: what a test gets, with the fault operations ([`faults`], each
+//!   returning a [`faults::Fault`] handle that undoes it), the waits and probes ([`wait`],
+//!   [`conditions`], [`probe`]), [`apply`], the [`monkey`] and the [`timeline`].
+//! - The settings, from the environment: `CHAOS_PROVIDER` (`kind`, `sim` or `auto`),
+//!   `CHAOS_MAX_CLUSTERS`, `CHAOS_KEEP`, `CHAOS_REUSE`, `CHAOS_SEED`, `CHAOS_TEST_TIMEOUT`, and the
+//!   provider's own (the README lists them all).
+//!
+//! Clusters come from a provider: `kind` (real clusters in Docker) or `sim` (an in-memory
+//! Kubernetes API, for writing and checking suites fast, which says where it cannot model what kind
+//! would do). `ARCHITECTURE.md` in the repository says how the pieces fit.
 
 pub mod apply;
 mod cluster;

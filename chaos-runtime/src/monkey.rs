@@ -26,6 +26,7 @@ pub type MonkeyFault = NodeFault;
 /// it back after 2 to 4 s; one node down at a time.
 #[derive(Clone, Debug)]
 pub struct MonkeyPlan {
+    /// How long the monkey works; its last fault ends before then.
     pub duration: Duration,
     /// The pause before each fault.
     pub every: RangeInclusive<Duration>,
@@ -53,9 +54,13 @@ impl Default for MonkeyPlan {
 /// One planned fault: `fault` on `node` at `at` after the monkey starts, for `down_for`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonkeyAction {
+    /// When, after the monkey starts.
     pub at: Duration,
+    /// Which node.
     pub node: String,
+    /// What it does to it.
     pub fault: NodeFault,
+    /// How long before the fault is undone.
     pub down_for: Duration,
 }
 
@@ -120,6 +125,7 @@ pub struct Monkey {
 }
 
 impl Monkey {
+    /// The faults it makes, in order, drawn up front from the test's seed.
     pub fn schedule(&self) -> &[MonkeyAction] {
         &self.schedule
     }

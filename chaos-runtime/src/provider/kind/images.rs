@@ -32,8 +32,11 @@ const FIRST_MINOR_WITHOUT_V1BETA3: u32 = 37;
 /// A kind release, as `kind version` prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KindRelease {
+    /// `0` in `v0.33.1`.
     pub major: u32,
+    /// `33` in `v0.33.1`.
     pub minor: u32,
+    /// `1` in `v0.33.1`.
     pub patch: u32,
 }
 
@@ -44,6 +47,7 @@ impl fmt::Display for KindRelease {
 }
 
 impl KindRelease {
+    /// The release `v{major}.{minor}.{patch}`.
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
         KindRelease {
             major,
@@ -147,12 +151,16 @@ impl NodeImage {
 pub enum ResolveError {
     /// Neither the table nor a pin has an image of this version.
     Unknown {
+        /// The version asked for.
         version: Version,
+        /// The kind release that runs it.
         installed: KindRelease,
     },
     /// The only images are of a Kubernetes whose kubeadm rejects what this kind writes.
     KindTooOld {
+        /// The version asked for.
         version: Version,
+        /// The kind release that runs it.
         installed: KindRelease,
     },
 }
@@ -258,6 +266,8 @@ pub struct ImagePins {
 }
 
 impl ImagePins {
+    /// The pins `CHAOS_KIND_IMAGES` sets (none when unset); a malformed value is an error that
+    /// says what it accepts.
     pub fn from_env() -> anyhow::Result<ImagePins> {
         match std::env::var(PINS_VAR) {
             Ok(text) => ImagePins::parse(&text),
@@ -326,10 +336,12 @@ impl ImagePins {
         exact.or_else(by_minor).map(|(_, image)| image)
     }
 
+    /// Every pin, in the order given.
     pub fn iter(&self) -> impl Iterator<Item = (Version, &NodeImage)> {
         self.pins.iter().map(|(version, image)| (*version, image))
     }
 
+    /// No pins at all.
     pub fn is_empty(&self) -> bool {
         self.pins.is_empty()
     }

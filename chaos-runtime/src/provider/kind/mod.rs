@@ -491,6 +491,7 @@ pub(crate) fn cache_dir() -> PathBuf {
 
 /// A cluster kind knows, and what this project knows of it.
 pub struct ClusterListing {
+    /// As `kind get clusters` prints it.
     pub name: String,
     /// `None`: not made by this project (or its record was lost).
     pub record: Option<OwnerRecord>,

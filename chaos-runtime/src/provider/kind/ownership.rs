@@ -13,9 +13,11 @@ use serde::{Deserialize, Serialize};
 /// One cluster and who made it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerRecord {
+    /// The kind cluster's name.
     pub cluster: String,
     /// `kind`: the provider that can delete it.
     pub provider: String,
+    /// The process that made it.
     pub pid: u32,
     /// The owner's start time in clock ticks since boot (`/proc/<pid>/stat`, field 22).
     pub pid_start: u64,
@@ -28,6 +30,7 @@ pub struct OwnerRecord {
     pub kept: bool,
 }
 
+/// Whether a cluster's owner still runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OwnerState {
     /// The process that made it is still running.
@@ -59,6 +62,8 @@ impl OwnerRecord {
         !self.kept && self.owner_state() == OwnerState::Gone
     }
 
+    /// Whether the process that made it still runs: the same pid, started at the same time (a
+    /// reused pid is another process).
     pub fn owner_state(&self) -> OwnerState {
         match process_start(self.pid) {
             Some(start) if start == self.pid_start => OwnerState::Running,
@@ -89,12 +94,14 @@ impl Records {
         Records::at(base)
     }
 
+    /// The records under `dir` (`<dir>/clusters/`).
     pub fn at(dir: impl Into<PathBuf>) -> Self {
         Records {
             dir: dir.into().join("clusters"),
         }
     }
 
+    /// Where the record files are.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -103,6 +110,7 @@ impl Records {
         self.dir.join(format!("{cluster}.json"))
     }
 
+    /// Writes (or replaces) the record of `record.cluster`, atomically.
     pub fn write(&self, record: &OwnerRecord) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
@@ -113,6 +121,7 @@ impl Records {
         std::fs::rename(&temp, &path).with_context(|| format!("writing {}", path.display()))
     }
 
+    /// Forgets `cluster`; a record already gone is fine.
     pub fn remove(&self, cluster: &str) -> anyhow::Result<()> {
         match std::fs::remove_file(self.path(cluster)) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => {

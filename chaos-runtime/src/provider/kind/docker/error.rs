@@ -87,6 +87,7 @@ impl DockerError {
         }
     }
 
+    /// What kind of failure it is.
     pub fn kind(&self) -> DockerErrorKind {
         self.kind
     }

@@ -27,7 +27,9 @@ impl fmt::Display for FaultId {
 /// A fault that is in effect, for messages and the timeline: `#3 stop chaos-1-worker`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultDescription {
+    /// Its id in the ledger.
     pub id: FaultId,
+    /// What it is.
     pub fault: NodeFault,
     /// Every node the fault touches (for a partition: both sides).
     pub nodes: Vec<String>,
@@ -45,6 +47,7 @@ impl fmt::Display for FaultDescription {
 /// Faults that could not be undone, each with its error. Healing goes on past each failure.
 #[derive(Debug)]
 pub struct HealError {
+    /// Each fault left in effect, with why its undo failed.
     pub failures: Vec<(FaultDescription, DockerError)>,
 }
 
@@ -81,6 +84,7 @@ pub struct FaultLedger {
 }
 
 impl FaultLedger {
+    /// An empty ledger over `docker`.
     pub fn new(docker: Docker) -> Self {
         FaultLedger {
             docker,
@@ -88,6 +92,7 @@ impl FaultLedger {
         }
     }
 
+    /// The Docker CLI it drives.
     pub fn docker(&self) -> &Docker {
         &self.docker
     }

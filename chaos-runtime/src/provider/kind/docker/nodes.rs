@@ -18,6 +18,7 @@ const LOAD_BALANCER_ROLE: &str = "external-load-balancer";
 pub struct NodeContainer {
     /// The container name, which is also the node's hostname and Kubernetes node name.
     pub name: String,
+    /// The kind cluster it belongs to (its `io.x-k8s.kind.cluster` label).
     pub cluster: String,
     /// `control-plane`, `worker` (or `external-load-balancer`, for [`FaultLedger::isolate`]).
     ///
@@ -25,6 +26,7 @@ pub struct NodeContainer {
     pub role: String,
     /// The container's processes exist; also true while it is paused.
     pub running: bool,
+    /// Frozen by `docker pause`.
     pub paused: bool,
     /// The IPv4 address on kind's network; `None` while stopped. A restarted node may get another
     /// one: docker hands out addresses in start order.
