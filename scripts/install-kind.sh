@@ -3,13 +3,14 @@
 # system's apt configuration: apt runs against a temporary sources list, lists and cache, and the
 # .deb is unpacked with `dpkg -x` (not installed). Prints the binary's path as the last stdout line.
 #
-#   scripts/install-kind.sh            # -> ${CHAOS_CACHE:-$HOME/.cache/chaos}/kind/usr/bin/kind
+#   scripts/install-kind.sh            # -> ${CHAOS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/chaos}/kind/usr/bin/kind
 #   KIND_SUITES="sid" scripts/install-kind.sh
 #
 # Idempotent: if the cached binary exists and runs, nothing is downloaded.
 set -euo pipefail
 
-cache_dir="${CHAOS_CACHE:-$HOME/.cache/chaos}/kind"
+# The runtime looks in the same place (chaos-runtime/src/dirs.rs).
+cache_dir="${CHAOS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/chaos}/kind"
 kind_bin="$cache_dir/usr/bin/kind"
 # trixie and sid both listed: apt picks the newest `kind` either has.
 suites="${KIND_SUITES:-trixie sid}"

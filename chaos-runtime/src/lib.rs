@@ -44,6 +44,7 @@ pub mod apply;
 mod cluster;
 mod command;
 pub mod conditions;
+mod dirs;
 pub mod faults;
 mod harness;
 mod hash;

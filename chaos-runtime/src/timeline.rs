@@ -118,7 +118,7 @@ pub(crate) fn path_for(test: &str) -> PathBuf {
             }
         })
         .collect();
-    chaos_dir().join(dir).join("timeline.json")
+    crate::dirs::chaos_dir().join(dir).join("timeline.json")
 }
 
 pub(crate) fn write(path: &Path, file: &TimelineFile<'_>) -> anyhow::Result<()> {
@@ -126,18 +126,6 @@ pub(crate) fn write(path: &Path, file: &TimelineFile<'_>) -> anyhow::Result<()> 
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(path, serde_json::to_vec_pretty(file)?)
         .with_context(|| format!("writing {}", path.display()))
-}
-
-/// `<target>/chaos`: cargo's target directory of the running binary (the ancestor with cargo's
-/// `CACHEDIR.TAG`), else the system's temporary directory.
-pub(crate) fn chaos_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let target = exe
-        .ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(std::env::temp_dir);
-    target.join("chaos")
 }
 
 #[cfg(test)]

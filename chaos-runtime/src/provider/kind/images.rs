@@ -23,8 +23,9 @@ pub const PINS_VAR: &str = "CHAOS_KIND_IMAGES";
 const PINS_FORMAT: &str = "write comma-separated VERSION=IMAGE pairs, e.g. \
      CHAOS_KIND_IMAGES=1.29=kindest/node:v1.29.14@sha256:<digest>";
 
-const INSTALL_HINT: &str =
-    "run scripts/install-kind.sh, or install kind from https://kind.sigs.k8s.io";
+/// What to do when kind is missing or too old; the one hint for the runtime and `cargo chaos`.
+pub(crate) const INSTALL_HINT: &str = "run scripts/install-kind.sh (or install kind from \
+     https://kind.sigs.k8s.io), or set CHAOS_KIND to its path";
 
 /// kubeadm 1.37 and later reject the v1beta3 config that kind before v0.32 writes for every node.
 const FIRST_MINOR_WITHOUT_V1BETA3: u32 = 37;

@@ -54,7 +54,6 @@ pub(super) const REGISTRATION: Registration = Registration {
     },
 };
 
-const KIND_INSTALL_HINT: &str = "run scripts/install-kind.sh (or install kind: https://kind.sigs.k8s.io), or set CHAOS_KIND to its path";
 /// kind's own creation, image pulls included.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 /// Workers joining and every node Ready after kind returns (its `--wait` covers control planes only).
@@ -84,7 +83,7 @@ impl KindProvider {
         let kind = kind_binary();
         let version = Cmd::new(&kind)
             .arg("version")
-            .install_hint(KIND_INSTALL_HINT)
+            .install_hint(images::INSTALL_HINT)
             .run()
             .await?;
         let release = images::parse_kind_version(&version.stdout).with_context(|| {
@@ -100,7 +99,7 @@ impl KindProvider {
             pins: ImagePins::from_env()?,
             options: config_options_from_env()?,
             records: Records::default_location(),
-            work_dir: crate::timeline::chaos_dir().join("kind"),
+            work_dir: crate::dirs::chaos_dir().join("kind"),
             ready_timeout: READY_TIMEOUT,
             reuse,
             warned: Mutex::default(),
@@ -469,24 +468,11 @@ pub fn kind_binary() -> String {
     }
     let on_path = std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("kind").is_file()));
-    let cached = cache_dir().join("kind/usr/bin/kind");
+    let cached = crate::dirs::cache_dir().join("kind/usr/bin/kind");
     match (on_path, cached.is_file()) {
         (false, true) => cached.display().to_string(),
         _ => "kind".to_owned(),
     }
-}
-
-/// `$CHAOS_CACHE`, else `~/.cache/chaos`: where the project's scripts keep what they install.
-pub(crate) fn cache_dir() -> PathBuf {
-    let env = |key| {
-        std::env::var_os(key)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env("CHAOS_CACHE")
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("chaos")))
-        .or_else(|| env("HOME").map(|d| d.join(".cache/chaos")))
-        .unwrap_or_else(|| std::env::temp_dir().join("chaos-cache"))
 }
 
 /// A cluster kind knows, and what this project knows of it.
@@ -511,7 +497,7 @@ async fn list_clusters_with(
 ) -> anyhow::Result<(Vec<ClusterListing>, Vec<OwnerRecord>)> {
     let out = Cmd::new(kind)
         .args(["get", "clusters"])
-        .install_hint(KIND_INSTALL_HINT)
+        .install_hint(images::INSTALL_HINT)
         .run()
         .await?;
     let names: Vec<String> = out

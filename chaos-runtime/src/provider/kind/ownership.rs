@@ -82,16 +82,7 @@ impl Records {
     /// `$CHAOS_STATE_DIR`, else `$XDG_STATE_HOME/chaos`, else `~/.local/state/chaos`: one place per
     /// user, so `cargo chaos gc` finds every project's leftovers.
     pub fn default_location() -> Self {
-        let env = |key| {
-            std::env::var_os(key)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let base = env("CHAOS_STATE_DIR")
-            .or_else(|| env("XDG_STATE_HOME").map(|d| d.join("chaos")))
-            .or_else(|| env("HOME").map(|d| d.join(".local/state/chaos")))
-            .unwrap_or_else(|| std::env::temp_dir().join("chaos"));
-        Records::at(base)
+        Records::at(crate::dirs::state_dir())
     }
 
     /// The records under `dir` (`<dir>/clusters/`).
