@@ -41,34 +41,25 @@ pub struct TopologySpec {
 }
 
 /// Why a [`TopologySpec`] describes no cluster that can exist.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TopologyError {
+    /// `masters = 0`.
+    #[error("a cluster needs at least one control plane: use `masters = 1` or more")]
     NoControlPlane,
+    /// A per-node version list whose length fits neither "one for all" nor "one per node".
+    #[error(
+        "`{key}` has {given} entries for {nodes} nodes; give 1 entry (for every node) or \
+         {nodes} (one per node, in order)"
+    )]
     VersionCount {
         key: &'static str,
         given: usize,
         nodes: u32,
     },
+    /// The versions break the version-skew policy.
+    #[error("{0}")]
     Skew(SkewError),
 }
-
-impl fmt::Display for TopologyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TopologyError::NoControlPlane => {
-                f.write_str("a cluster needs at least one control plane: use `masters = 1` or more")
-            }
-            TopologyError::VersionCount { key, given, nodes } => write!(
-                f,
-                "`{key}` has {given} entries for {nodes} nodes; give 1 entry (for every node) or \
-                 {nodes} (one per node, in order)"
-            ),
-            TopologyError::Skew(err) => err.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for TopologyError {}
 
 /// One node of a topology.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -11,23 +11,12 @@ pub struct Version {
 }
 
 /// Why a version string is not a Kubernetes version.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not a Kubernetes version: {reason}; write it as \"1.29\" or \"1.29.14\"")]
 pub struct VersionError {
     pub input: String,
     pub reason: &'static str,
 }
-
-impl fmt::Display for VersionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` is not a Kubernetes version: {}; write it as \"1.29\" or \"1.29.14\"",
-            self.input, self.reason
-        )
-    }
-}
-
-impl std::error::Error for VersionError {}
 
 impl FromStr for Version {
     type Err = VersionError;
