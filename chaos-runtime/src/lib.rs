@@ -6,20 +6,19 @@
 pub mod apply;
 mod cluster;
 mod command;
-pub mod conditions;
 pub mod docker;
 pub mod faults;
 mod harness;
 mod health;
 pub mod monkey;
 mod namespace;
+mod observe;
 pub mod ownership;
-pub mod probe;
 mod provider;
 mod registry;
-mod steady;
 pub mod timeline;
-pub mod wait;
+
+pub use observe::{conditions, probe, wait};
 
 pub use chaos_macros::chaos_test;
 pub use chaos_topology::{Role, Topology, Version};
