@@ -53,6 +53,7 @@ pub struct Probe {
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ProbeFailure {
+    /// What the probe checked, how it failed and what it saw.
     pub message: String,
 }
 

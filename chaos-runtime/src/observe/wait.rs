@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 pub struct WaitError {
     /// What was awaited, e.g. "3 nodes Ready".
     pub waited_for: String,
+    /// How long it waited.
     pub timeout: Duration,
     /// The last state seen, or the last error from the API.
     pub last_seen: String,
