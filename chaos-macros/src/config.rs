@@ -283,7 +283,7 @@ fn closest_key(name: &str) -> Option<Key> {
     let name = name.to_lowercase();
     let nearest = Key::ALL
         .into_iter()
-        .map(|key| (edit_distance(&name, key.name()), key))
+        .map(|key| (strsim::levenshtein(&name, key.name()), key))
         .filter(|(distance, key)| *distance <= (key.name().len() / 3).max(1))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, key)| key);
@@ -292,21 +292,6 @@ fn closest_key(name: &str) -> Option<Key> {
             .into_iter()
             .find(|key| name.starts_with(&format!("{}_", key.name())))
     })
-}
-
-/// Levenshtein distance, counted in chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != *cb);
-            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 /// The expression after `key =`; a missing one is an error that shows how to write it.
@@ -680,7 +665,8 @@ mod tests {
     }
 
     #[test]
-    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+    fn levenshtein_counts_insertions_deletions_and_substitutions() {
+        use strsim::levenshtein as edit_distance;
         assert_eq!(edit_distance("workers", "workers"), 0);
         assert_eq!(edit_distance("wokers", "workers"), 1);
         assert_eq!(edit_distance("workerz", "workers"), 1);

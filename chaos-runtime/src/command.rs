@@ -1,7 +1,6 @@
 //! Running the CLIs we drive (kind, docker): always with a timeout, and with errors that say which
 //! command failed, how, what it printed last, and what to do about a missing binary.
 
-use std::fmt;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -24,60 +23,44 @@ pub(crate) struct Output {
     pub stdout: String,
 }
 
-#[derive(Debug)]
+/// Why a command did not succeed.
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum CommandError {
+    /// The program is not installed; `hint` says how to install it.
+    #[error("`{program}` is not installed or not on PATH{}", .hint.map(|h| format!("; {h}")).unwrap_or_default())]
     NotFound {
         program: String,
         hint: Option<&'static str>,
     },
-    TimedOut {
-        line: String,
-        timeout: Duration,
-    },
+    /// It ran past its timeout and was killed.
+    #[error("`{line}` did not finish within {}", humantime::format_duration(*.timeout))]
+    TimedOut { line: String, timeout: Duration },
+    /// It exited unsuccessfully (`code: None`: killed by a signal); the message ends with the
+    /// last lines of its stderr.
+    #[error("{}", failed(.line, *.code, .stderr))]
     Failed {
         line: String,
         code: Option<i32>,
         stderr: String,
     },
-    Io {
-        line: String,
-        error: std::io::Error,
-    },
+    /// It could not be started, or its pipes failed.
+    #[error("could not run `{line}`: {error}")]
+    Io { line: String, error: std::io::Error },
 }
 
-impl fmt::Display for CommandError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CommandError::NotFound { program, hint } => {
-                write!(f, "`{program}` is not installed or not on PATH")?;
-                match hint {
-                    Some(hint) => write!(f, "; {hint}"),
-                    None => Ok(()),
-                }
-            }
-            CommandError::TimedOut { line, timeout } => {
-                write!(
-                    f,
-                    "`{line}` did not finish within {}",
-                    humantime::format_duration(*timeout)
-                )
-            }
-            CommandError::Failed { line, code, stderr } => {
-                match code {
-                    Some(code) => write!(f, "`{line}` failed with exit code {code}")?,
-                    None => write!(f, "`{line}` was killed by a signal")?,
-                }
-                match last_lines(stderr, 12) {
-                    tail if tail.is_empty() => Ok(()),
-                    tail => write!(f, ":\n{tail}"),
-                }
-            }
-            CommandError::Io { line, error } => write!(f, "could not run `{line}`: {error}"),
-        }
+/// [`CommandError::Failed`]'s message.
+fn failed(line: &str, code: Option<i32>, stderr: &str) -> String {
+    let mut message = match code {
+        Some(code) => format!("`{line}` failed with exit code {code}"),
+        None => format!("`{line}` was killed by a signal"),
+    };
+    let tail = last_lines(stderr, 12);
+    if !tail.is_empty() {
+        message.push_str(":\n");
+        message.push_str(&tail);
     }
+    message
 }
-
-impl std::error::Error for CommandError {}
 
 impl Cmd {
     pub fn new(program: impl Into<String>) -> Self {

@@ -43,7 +43,6 @@
 pub mod apply;
 mod cluster;
 mod command;
-pub mod conditions;
 mod dirs;
 pub mod faults;
 mod harness;
@@ -52,12 +51,12 @@ mod health;
 pub mod monkey;
 mod namespace;
 mod node;
-pub mod probe;
+mod observe;
 mod provider;
 mod registry;
-mod steady;
 pub mod timeline;
-pub mod wait;
+
+pub use observe::{conditions, probe, wait};
 
 pub use chaos_macros::chaos_test;
 pub use chaos_topology::{Role, Topology, Version};
@@ -122,6 +121,12 @@ pub mod __private {
     pub use crate::registry::{IntoTestResult, TESTS, TestFuture, TestRegistration};
 
     pub use crate::harness::Suite;
+
+    /// An on/off setting by the harness's one rule (`1`/`true`/`yes`/`on`, `0`/`false`/`no`/`off`
+    /// or unset; anything else an error), for the project's own test suites.
+    pub fn flag(name: &str) -> anyhow::Result<bool> {
+        Ok(crate::harness::settings::flag(name)?)
+    }
 
     pub fn run_main(package: &'static str, suite: Suite) -> std::process::ExitCode {
         crate::harness::run(Some(package), suite)

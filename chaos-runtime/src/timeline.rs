@@ -14,11 +14,17 @@ use serde::Serialize;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
+    /// The test's start and outcome.
     Test,
+    /// A wait: what it waited for, and whether it got there.
     Wait,
+    /// A probe's start and verdict.
     Probe,
+    /// A fault injected.
     Fault,
+    /// A fault undone.
     Heal,
+    /// A note of the test's own.
     Note,
 }
 
@@ -29,7 +35,9 @@ pub struct Entry {
     pub at: String,
     /// Milliseconds since the test started.
     pub offset_ms: u64,
+    /// What the entry is about.
     pub kind: EntryKind,
+    /// What happened, in words.
     pub what: String,
 }
 
@@ -49,6 +57,7 @@ impl Default for Timeline {
 }
 
 impl Timeline {
+    /// Adds an entry, stamped now.
     pub fn record(&self, kind: EntryKind, what: impl Into<String>) {
         let entry = Entry {
             at: Timestamp::now().to_string(),
@@ -67,6 +76,7 @@ impl Timeline {
         self.record(EntryKind::Note, what);
     }
 
+    /// Every entry so far, oldest first.
     pub fn entries(&self) -> Vec<Entry> {
         self.entries
             .lock()

@@ -122,7 +122,12 @@ impl Env {
         let mut env = Env {
             kubeconfig: std::env::temp_dir().join(format!("{PREFIX}-{run_id}.kubeconfig")),
             run_id,
-            require_docker: std::env::var("CHAOS_REQUIRE_DOCKER").is_ok_and(|v| v == "1"),
+            require_docker: chaos_runtime::__private::flag("CHAOS_REQUIRE_DOCKER").unwrap_or_else(
+                |err| {
+                    eprintln!("docker_nodes: {err:#}");
+                    std::process::exit(2)
+                },
+            ),
             ..Env::unprepared()
         };
         env.docker = block_on(Docker::new().ping())
@@ -878,7 +883,7 @@ fn netem_delay(env: &Env) -> TestResult {
                 kernel.trim(),
                 detail.trim()
             );
-            match std::env::var("CHAOS_REQUIRE_NETEM").is_ok_and(|v| v == "1") {
+            match chaos_runtime::__private::flag("CHAOS_REQUIRE_NETEM")? {
                 true => bail!("CHAOS_REQUIRE_NETEM=1, but {reason}"),
                 false => Ok(Completion::ignored_with(reason)),
             }

@@ -1,14 +1,13 @@
 //! API failures, shaped like the `Status` objects a real kube-apiserver returns.
 
-use std::fmt;
-
 use serde_json::{Map, Value, json};
 
 use super::resources::ResourceKey;
 
 /// A failed API call: the HTTP side renders it as a `metav1.Status` with the same code, reason
 /// and message, so `kube::Error::Api(s)` carries exactly these values.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{reason} ({code}): {message}")]
 pub struct ApiError {
     /// HTTP status code, e.g. 404.
     pub code: u16,
@@ -213,11 +212,3 @@ fn object_details(resource: &ResourceKey, name: &str) -> Value {
     details.insert("kind".into(), resource.plural.clone().into());
     Value::Object(details)
 }
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.reason, self.code, self.message)
-    }
-}
-
-impl std::error::Error for ApiError {}

@@ -44,8 +44,11 @@ use store::{StatusPolicy, Store};
 /// What happened to an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
+    /// Created.
     Added,
+    /// Changed.
     Modified,
+    /// Gone from the store.
     Deleted,
 }
 
@@ -53,7 +56,9 @@ pub enum EventKind {
 /// `Deleted`, the last state, with the resourceVersion of the deletion).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WatchEvent {
+    /// What happened.
     pub kind: EventKind,
+    /// The object after the change.
     pub object: Value,
 }
 

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use percent_encoding::percent_decode_str;
+
 /// What a request path names.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Route {
@@ -116,32 +118,18 @@ impl Query {
     }
 }
 
-/// Percent-decoding; form encoding (queries) also turns `+` into a space.
+/// Percent-decoding; form encoding (queries) also turns `+` into a space (a literal `+` arrives
+/// as `%2B`, so spaces are put in before decoding). Bad escapes are kept as they are.
 fn decode(s: &str, plus_as_space: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' if plus_as_space => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
+    let spaced;
+    let s = match plus_as_space {
+        true => {
+            spaced = s.replace('+', " ");
+            &spaced
         }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+        false => s,
+    };
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]
@@ -185,5 +173,15 @@ mod tests {
         assert_eq!(q.get("labelSelector"), Some("env in (a,b)"));
         assert!(q.flag("watch"));
         assert!(!q.flag("missing"));
+    }
+
+    #[test]
+    fn plus_is_a_space_in_queries_only() {
+        let q = Query::parse(Some("fieldSelector=a%2Bb+c&bad=%zz%4"));
+        assert_eq!(q.get("fieldSelector"), Some("a+b c"));
+        assert_eq!(q.get("bad"), Some("%zz%4"), "bad escapes are kept");
+        let p = resource("/api/v1/namespaces/a+b/pods/p%2D1");
+        assert_eq!(p.namespace.as_deref(), Some("a+b"));
+        assert_eq!(p.name.as_deref(), Some("p-1"));
     }
 }

@@ -12,26 +12,37 @@ use crate::version::Version;
 pub enum SkewError {
     /// HA API servers more than one minor apart.
     ControlPlanesApart {
+        /// Where the offending version was written.
         source: Source,
+        /// The offending control-plane version.
         version: Version,
+        /// A control-plane version it is too far from.
         other: Version,
     },
     /// A kubelet newer than the oldest API server.
     KubeletNewer {
+        /// Where the kubelet's version was written.
         source: Source,
+        /// The kubelet's version.
         kubelet: Version,
+        /// The oldest API server's version.
         apiserver: Version,
     },
     /// A kubelet older than the newest API server by more than the policy allows.
     KubeletTooOld {
+        /// Where the kubelet's version was written.
         source: Source,
+        /// The kubelet's version.
         kubelet: Version,
+        /// The newest API server's version.
         apiserver: Version,
+        /// How many minors a kubelet may trail that API server.
         max_skew: u32,
     },
 }
 
 impl SkewError {
+    /// Where the version at fault was written, for the macro to point at.
     pub fn source(&self) -> Source {
         match self {
             SkewError::ControlPlanesApart { source, .. }

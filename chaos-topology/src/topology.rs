@@ -6,7 +6,9 @@ use crate::version::Version;
 /// What a node does in the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
+    /// Runs the API server and the rest of the control plane.
     ControlPlane,
+    /// Runs workloads.
     Worker,
 }
 
@@ -22,15 +24,20 @@ impl fmt::Display for Role {
 /// Where a node's version was written: in `k8s`, or at an index of a version list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
+    /// The `k8s` key.
     K8s,
+    /// Entry `n` of `master_versions`.
     MasterVersions(usize),
+    /// Entry `n` of `worker_versions`.
     WorkerVersions(usize),
 }
 
 /// A topology as a test describes it, versions already parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopologySpec {
+    /// Control-plane nodes (at least 1).
     pub masters: u32,
+    /// Worker nodes (0 or more).
     pub workers: u32,
     /// The control-plane version, and the version of any node no list overrides.
     pub k8s: Version,
@@ -41,39 +48,35 @@ pub struct TopologySpec {
 }
 
 /// Why a [`TopologySpec`] describes no cluster that can exist.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TopologyError {
+    /// `masters = 0`.
+    #[error("a cluster needs at least one control plane: use `masters = 1` or more")]
     NoControlPlane,
+    /// A per-node version list whose length fits neither "one for all" nor "one per node".
+    #[error(
+        "`{key}` has {given} entries for {nodes} nodes; give 1 entry (for every node) or \
+         {nodes} (one per node, in order)"
+    )]
     VersionCount {
+        /// `master_versions` or `worker_versions`.
         key: &'static str,
+        /// Entries in the list.
         given: usize,
+        /// Nodes of that role.
         nodes: u32,
     },
+    /// The versions break the version-skew policy.
+    #[error("{0}")]
     Skew(SkewError),
 }
-
-impl fmt::Display for TopologyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TopologyError::NoControlPlane => {
-                f.write_str("a cluster needs at least one control plane: use `masters = 1` or more")
-            }
-            TopologyError::VersionCount { key, given, nodes } => write!(
-                f,
-                "`{key}` has {given} entries for {nodes} nodes; give 1 entry (for every node) or \
-                 {nodes} (one per node, in order)"
-            ),
-            TopologyError::Skew(err) => err.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for TopologyError {}
 
 /// One node of a topology.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeSpec {
+    /// What the node does.
     pub role: Role,
+    /// The kubelet's version (for a control plane, also its API server's).
     pub version: Version,
 }
 
@@ -87,6 +90,8 @@ pub struct Topology {
 }
 
 impl TopologySpec {
+    /// The normalized topology, or why no cluster can be shaped like this (no control plane,
+    /// version lists of the wrong length, or versions that break the skew policy).
     pub fn build(&self) -> Result<Topology, TopologyError> {
         if self.masters == 0 {
             return Err(TopologyError::NoControlPlane);
@@ -157,10 +162,12 @@ fn expand(
 }
 
 impl Topology {
+    /// Every node: control planes first, then workers.
     pub fn nodes(&self) -> &[NodeSpec] {
         &self.nodes
     }
 
+    /// How many control-plane nodes.
     pub fn masters(&self) -> usize {
         self.nodes
             .iter()
@@ -168,6 +175,7 @@ impl Topology {
             .count()
     }
 
+    /// How many worker nodes.
     pub fn workers(&self) -> usize {
         self.nodes.len() - self.masters()
     }

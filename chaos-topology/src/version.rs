@@ -6,28 +6,21 @@ use std::str::FromStr;
 /// A leading `v` is accepted and dropped, so `"v1.29.14"` and `"1.29.14"` are the same version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
+    /// The minor of Kubernetes 1.x: `29` for 1.29.
     pub minor: u32,
+    /// The pinned patch, if one was written: `Some(14)` for 1.29.14.
     pub patch: Option<u32>,
 }
 
 /// Why a version string is not a Kubernetes version.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not a Kubernetes version: {reason}; write it as \"1.29\" or \"1.29.14\"")]
 pub struct VersionError {
+    /// The string as written.
     pub input: String,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
-
-impl fmt::Display for VersionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` is not a Kubernetes version: {}; write it as \"1.29\" or \"1.29.14\"",
-            self.input, self.reason
-        )
-    }
-}
-
-impl std::error::Error for VersionError {}
 
 impl FromStr for Version {
     type Err = VersionError;
@@ -71,6 +64,7 @@ impl fmt::Display for Version {
 }
 
 impl Version {
+    /// Kubernetes 1.`minor`, no patch pinned.
     pub const fn minor(minor: u32) -> Self {
         Version { minor, patch: None }
     }

@@ -80,8 +80,8 @@ impl Settings {
         Ok(Settings {
             provider,
             max_clusters,
-            keep: flag(&var, "CHAOS_KEEP")?,
-            reuse: flag(&var, "CHAOS_REUSE")?,
+            keep: flag_in(&var, "CHAOS_KEEP")?,
+            reuse: flag_in(&var, "CHAOS_REUSE")?,
             seed,
             default_timeout: duration(&var, "CHAOS_TEST_TIMEOUT", Duration::from_secs(300))?,
             sim_provision_delay: duration(
@@ -111,12 +111,57 @@ fn sim_timings(var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Timings>
     })
 }
 
-fn flag(var: &impl Fn(&str) -> Option<String>, key: &str) -> anyhow::Result<bool> {
-    match var(key).as_deref().map(str::trim) {
-        None | Some("") | Some("0") | Some("false") => Ok(false),
-        Some("1") | Some("true") => Ok(true),
-        Some(other) => bail!("{key}={other} is not a switch; use 1 or 0"),
+/// A setting that could not be read: names the variable and what it accepts.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingError {
+    /// An on/off variable set to something that is neither.
+    #[error("{name}={value} is not a switch; use 1 or 0 (or true/false, yes/no, on/off)")]
+    NotASwitch {
+        /// The variable.
+        name: String,
+        /// What it was set to.
+        value: String,
+    },
+    /// A variable whose value is not valid Unicode.
+    #[error("{name} is not valid Unicode; use 1 or 0 (or true/false, yes/no, on/off)")]
+    NotUnicode {
+        /// The variable.
+        name: String,
+    },
+}
+
+/// The on/off environment variable `name`: the one rule every `CHAOS_*` switch follows.
+///
+/// On: `1`, `true`, `yes`, `on`. Off: `0`, `false`, `no`, `off`, empty, or unset. Case and
+/// surrounding whitespace do not matter; anything else is an error, never a silent default.
+pub(crate) fn flag(name: &str) -> Result<bool, SettingError> {
+    match std::env::var(name) {
+        Ok(value) => parse_flag(name, Some(&value)),
+        Err(std::env::VarError::NotPresent) => parse_flag(name, None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(SettingError::NotUnicode {
+            name: name.to_owned(),
+        }),
     }
+}
+
+/// [`flag`]'s rule applied to a value already looked up (`None`: unset).
+pub(crate) fn parse_flag(name: &str, value: Option<&str>) -> Result<bool, SettingError> {
+    let Some(value) = value else {
+        return Ok(false);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(SettingError::NotASwitch {
+            name: name.to_owned(),
+            value: value.trim().to_owned(),
+        }),
+    }
+}
+
+/// [`parse_flag`] over a lookup function, for [`Settings::from_lookup`].
+fn flag_in(var: &impl Fn(&str) -> Option<String>, key: &str) -> Result<bool, SettingError> {
+    parse_flag(key, var(key).as_deref())
 }
 
 fn duration(
@@ -185,11 +230,34 @@ mod tests {
             ("CHAOS_PROVIDER", "docker", "use kind, sim or auto"),
             ("CHAOS_MAX_CLUSTERS", "0", "at least 1"),
             ("CHAOS_SEED", "abc", "whole number"),
-            ("CHAOS_KEEP", "yes", "use 1 or 0"),
+            ("CHAOS_KEEP", "maybe", "use 1 or 0"),
             ("CHAOS_TEST_TIMEOUT", "soon", "like 90s"),
         ] {
             let err = format!("{:#}", settings(&[(key, value)]).unwrap_err());
             assert!(err.contains(key) && err.contains(hint), "{err}");
         }
+    }
+
+    #[test]
+    fn switches_accept_the_usual_words_in_any_case() {
+        for on in ["1", "true", "TRUE", "yes", "Yes", "on", " ON "] {
+            assert!(parse_flag("CHAOS_KEEP", Some(on)).unwrap(), "{on:?}");
+        }
+        for off in ["", "  ", "0", "false", "False", "no", "NO", "off"] {
+            assert!(!parse_flag("CHAOS_KEEP", Some(off)).unwrap(), "{off:?}");
+        }
+        assert!(!parse_flag("CHAOS_KEEP", None).unwrap());
+        assert!(settings(&[("CHAOS_REUSE", "on")]).unwrap().reuse);
+    }
+
+    #[test]
+    fn a_bad_switch_names_the_variable_and_what_it_accepts() {
+        let err = parse_flag("CHAOS_REUSE", Some("2"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "CHAOS_REUSE=2 is not a switch; use 1 or 0 (or true/false, yes/no, on/off)"
+        );
     }
 }

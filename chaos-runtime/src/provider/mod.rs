@@ -26,11 +26,15 @@ pub(crate) struct Registration {
     /// What it is, for the line that says which provider `auto` took.
     pub description: &'static str,
     /// Makes the provider for a run that needs `topologies`, or says why it cannot run here.
-    pub detect: for<'a> fn(
-        &'a Settings,
-        &'a [&'a Topology],
-    ) -> BoxFuture<'a, anyhow::Result<Box<dyn Provider>>>,
+    pub detect: Detect,
 }
+
+/// A provider's `detect`: its settings and the topologies the run needs in, the provider or why it
+/// cannot run here out.
+pub(crate) type Detect = for<'a> fn(
+    &'a Settings,
+    &'a [&'a Topology],
+) -> BoxFuture<'a, anyhow::Result<Box<dyn Provider>>>;
 
 /// The providers' names, as `CHAOS_PROVIDER` accepts them (besides `auto`).
 pub(crate) fn names() -> impl Iterator<Item = &'static str> {

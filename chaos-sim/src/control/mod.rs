@@ -90,10 +90,12 @@ impl ControlPlane {
         }
     }
 
+    /// The API server the control plane drives.
     pub fn server(&self) -> &ApiServer {
         &self.server
     }
 
+    /// The delays it runs with.
     pub fn timings(&self) -> &Timings {
         &self.timings
     }

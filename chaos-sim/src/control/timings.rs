@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+/// The simulated components' delays: pod start-up, kubelet heartbeats, node-failure detection and
+/// the default eviction tolerations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timings {
     /// From a pod bound to a node to its containers running and Ready (image pull, start,

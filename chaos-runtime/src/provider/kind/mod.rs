@@ -447,14 +447,7 @@ fn nodes_of(cluster: &str, topology: &Topology, images: &[NodeImage]) -> Vec<Nod
 
 /// `CHAOS_KIND_DEFAULT_TIMINGS=1` keeps Kubernetes' node-failure timings instead of the fast ones.
 fn config_options_from_env() -> anyhow::Result<ConfigOptions> {
-    let keep_defaults = match std::env::var("CHAOS_KIND_DEFAULT_TIMINGS")
-        .as_deref()
-        .map(str::trim)
-    {
-        Err(_) | Ok("") | Ok("0") => false,
-        Ok("1") => true,
-        Ok(other) => bail!("CHAOS_KIND_DEFAULT_TIMINGS={other} is not a switch; use 1 or 0"),
-    };
+    let keep_defaults = crate::harness::settings::flag("CHAOS_KIND_DEFAULT_TIMINGS")?;
     Ok(ConfigOptions {
         fast_failure_detection: !keep_defaults,
     })

@@ -1,12 +1,57 @@
 //! Conditions on sets of objects, for [`crate::wait::until_list`] and the probes: small functions
 //! that answer `Ok(())` when satisfied or `Err(what they see)`, as kube-runtime's
-//! `wait::conditions` do for single objects.
+//! `wait::conditions` do for single objects. [`ListCondition`] combines them with `and`, `or` and
+//! `not`.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-/// A condition on the objects a watch currently sees.
-pub trait ListCondition<K>: FnMut(&[K]) -> Result<(), String> + Send + 'static {}
+/// A condition on the objects a watch currently sees: `Ok(())` when it holds, else `Err(what it
+/// sees)`, which a wait or probe reports as what it saw last. Any such closure is one.
+///
+/// Like kube-runtime's `wait::Condition`, conditions combine with [`and`](Self::and),
+/// [`or`](Self::or) and [`not`](Self::not). Both sides of `and` and `or` see every state, and
+/// their messages say what each side saw.
+pub trait ListCondition<K>: FnMut(&[K]) -> Result<(), String> + Send + 'static {
+    /// Holds when `self` and `other` both hold. When it does not, says what the failing side saw
+    /// (both sides, separated by `; `, when both fail).
+    fn and(mut self, mut other: impl ListCondition<K>) -> impl ListCondition<K>
+    where
+        Self: Sized,
+    {
+        move |objects: &[K]| match (self(objects), other(objects)) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(seen), Ok(())) | (Ok(()), Err(seen)) => Err(seen),
+            (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+        }
+    }
+
+    /// Holds when `self` or `other` holds (or both). When neither does, says what each saw:
+    /// `neither: {what self saw}; nor: {what other saw}`.
+    fn or(mut self, mut other: impl ListCondition<K>) -> impl ListCondition<K>
+    where
+        Self: Sized,
+    {
+        move |objects: &[K]| match (self(objects), other(objects)) {
+            (Err(a), Err(b)) => Err(format!("neither: {a}; nor: {b}")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Holds when `self` does not. A condition that holds has nothing to say about what it saw, so
+    /// `seen` describes the state in which `self` holds, and is what this reports when it fails:
+    /// e.g. `nodes_ready(3).not("all 3 nodes Ready")`.
+    fn not(mut self, seen: impl Into<String>) -> impl ListCondition<K>
+    where
+        Self: Sized,
+    {
+        let seen = seen.into();
+        move |objects: &[K]| match self(objects) {
+            Ok(()) => Err(seen.clone()),
+            Err(_) => Ok(()),
+        }
+    }
+}
 impl<K, F: FnMut(&[K]) -> Result<(), String> + Send + 'static> ListCondition<K> for F {}
 
 /// The status of a node's `Ready` condition: `True`, `False`, `Unknown`, or `missing`.
@@ -179,5 +224,55 @@ mod tests {
             pods_running(2)(&pods),
             Err("1 of 3 pods Running and Ready (wanted 2)".to_owned())
         );
+    }
+
+    #[test]
+    fn and_holds_when_both_do_and_says_what_failed() {
+        let both = || node_ready("a", true).and(node_ready("b", true));
+        assert_eq!(both()(&[node("a", "True"), node("b", "True")]), Ok(()));
+        assert_eq!(
+            both()(&[node("a", "True"), node("b", "False")]),
+            Err("node b Ready=False".to_owned())
+        );
+        assert_eq!(
+            both()(&[node("a", "Unknown")]),
+            Err("node a Ready=Unknown; node b Ready=absent".to_owned())
+        );
+    }
+
+    #[test]
+    fn or_holds_when_either_does_and_says_what_each_saw() {
+        let either = || node_ready("a", true).or(node_ready("b", true));
+        assert_eq!(either()(&[node("a", "False"), node("b", "True")]), Ok(()));
+        assert_eq!(either()(&[node("a", "True")]), Ok(()));
+        assert_eq!(
+            either()(&[node("a", "False")]),
+            Err("neither: node a Ready=False; nor: node b Ready=absent".to_owned())
+        );
+    }
+
+    #[test]
+    fn not_holds_when_the_condition_does_not_and_reports_its_description() {
+        let mut not_all = nodes_ready(2).not("all 2 nodes Ready");
+        assert_eq!(not_all(&[node("a", "True"), node("b", "Unknown")]), Ok(()));
+        assert_eq!(
+            not_all(&[node("a", "True"), node("b", "True")]),
+            Err("all 2 nodes Ready".to_owned())
+        );
+    }
+
+    #[test]
+    fn combinators_nest_and_take_plain_closures() {
+        let none = |nodes: &[Node]| match nodes.is_empty() {
+            true => Ok(()),
+            false => Err(format!("{} nodes", nodes.len())),
+        };
+        let mut cond = none.or(nodes_ready(1).and(node_ready("a", true).not("node a Ready")));
+        assert_eq!(cond(&[]), Ok(()));
+        assert_eq!(
+            cond(&[node("a", "True")]),
+            Err("neither: 1 nodes; nor: node a Ready".to_owned())
+        );
+        assert_eq!(cond(&[node("b", "True")]), Ok(()));
     }
 }

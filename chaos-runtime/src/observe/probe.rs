@@ -50,18 +50,12 @@ pub struct Probe {
 }
 
 /// A probe whose condition did not hold as it should have.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct ProbeFailure {
+    /// What the probe checked, how it failed and what it saw.
     pub message: String,
 }
-
-impl fmt::Display for ProbeFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ProbeFailure {}
 
 /// Starts checking that `condition` holds for the objects `config` selects at every state the
 /// watch sees, until [`Probe::finish`].

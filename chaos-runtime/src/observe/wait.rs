@@ -11,28 +11,19 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 /// A wait that ran out of time.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "timed out after {} waiting for {waited_for}; last seen: {last_seen}",
+    humantime::format_duration(*.timeout)
+)]
 pub struct WaitError {
     /// What was awaited, e.g. "3 nodes Ready".
     pub waited_for: String,
+    /// How long it waited.
     pub timeout: Duration,
     /// The last state seen, or the last error from the API.
     pub last_seen: String,
 }
-
-impl fmt::Display for WaitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "timed out after {} waiting for {}; last seen: {}",
-            humantime::format_duration(self.timeout),
-            self.waited_for,
-            self.last_seen
-        )
-    }
-}
-
-impl std::error::Error for WaitError {}
 
 /// Waits until `condition` holds for the whole set of objects that `config` selects.
 ///

@@ -1,0 +1,16 @@
+//! Observing a cluster: everything that watches objects and judges what it sees.
+//!
+//! - [`conditions`]: judgements on the set of objects a watch currently sees, answering `Ok(())`
+//!   or `Err(what was seen)`; combine them with [`conditions::ListCondition::and`], `or` and `not`.
+//! - [`wait`]: waits until a condition holds, or times out saying what it saw last.
+//! - [`probe`]: checks a condition in the background while faults run: `always` or `eventually`.
+//! - `steady`: the [`crate::Cluster`] methods that run waits and probes on a test's cluster and
+//!   record them in its timeline.
+//!
+//! Waits and probes read the same stream of complete states ([`wait::states`]), so they judge
+//! exactly the same things. They are public as `chaos_runtime::{conditions, wait, probe}`.
+
+pub mod conditions;
+pub mod probe;
+mod steady;
+pub mod wait;
