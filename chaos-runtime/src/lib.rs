@@ -47,7 +47,6 @@ mod dirs;
 pub mod faults;
 mod harness;
 mod hash;
-mod health;
 pub mod monkey;
 mod namespace;
 mod node;

@@ -18,9 +18,10 @@ use crate::harness::panics;
 use crate::harness::pool::Pool;
 use crate::harness::progress::{reporting, say};
 use crate::harness::seed::test_seed;
+use crate::namespace;
+use crate::observe::health;
 use crate::registry::TestFuture;
 use crate::timeline::{self, EntryKind, Timeline, TimelineFile};
-use crate::{health, namespace};
 
 /// A test's result as libtest-mimic reports it: `Err` holds the whole failure message.
 pub(crate) type Outcome = Result<(), String>;

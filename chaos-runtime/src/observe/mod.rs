@@ -6,11 +6,14 @@
 //! - [`probe`]: checks a condition in the background while faults run: `always` or `eventually`.
 //! - `steady`: the [`crate::Cluster`] methods that run waits and probes on a test's cluster and
 //!   record them in its timeline.
+//! - `health`: whether a cluster is fit for the next test (every node there, Ready, at its
+//!   version), judged through the API so that it means the same on every provider.
 //!
 //! Waits and probes read the same stream of complete states ([`wait::states`]), so they judge
 //! exactly the same things. They are public as `chaos_runtime::{conditions, wait, probe}`.
 
 pub mod conditions;
+pub(crate) mod health;
 pub mod probe;
 mod steady;
 pub mod wait;

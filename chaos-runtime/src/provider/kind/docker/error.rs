@@ -1,15 +1,14 @@
 //! What went wrong talking to Docker or to a node container: which node, which command, what it
 //! printed, and what to do about it.
 
-use std::fmt;
-
 use crate::command::CommandError;
 
 /// An error from a `docker` command or from a command run inside a node container.
 ///
 /// Its message names the node, the command and its last lines of stderr, and ends with a `fix:`
 /// line when there is something to do about it (start the daemon, start the node, …).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{}{message}{}", on_node(.node), fix_line(.fix))]
 pub struct DockerError {
     kind: DockerErrorKind,
     node: Option<String>,
@@ -160,20 +159,19 @@ fn fix_for(kind: DockerErrorKind, node: Option<&str>, stderr: &str) -> Option<St
     Some(fix)
 }
 
-impl fmt::Display for DockerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(node) = &self.node {
-            write!(f, "node `{node}`: ")?;
-        }
-        write!(f, "{}", self.message)?;
-        match &self.fix {
-            Some(fix) => write!(f, "\nfix: {fix}"),
-            None => Ok(()),
-        }
-    }
+/// `node `n1`: `, the start of a message about a node.
+fn on_node(node: &Option<String>) -> String {
+    node.as_ref()
+        .map(|node| format!("node `{node}`: "))
+        .unwrap_or_default()
 }
 
-impl std::error::Error for DockerError {}
+/// The message's last line, when there is something to do.
+fn fix_line(fix: &Option<String>) -> String {
+    fix.as_ref()
+        .map(|fix| format!("\nfix: {fix}"))
+        .unwrap_or_default()
+}
 
 #[cfg(test)]
 mod tests {
