@@ -83,7 +83,7 @@ fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
     let out = &r.stdout;
     r.assert_outcome("a_panics", "1m2w-k8s1.30", "FAILED");
     assert!(
-        out.contains("test panicked at tests/suites/failures.rs:16:5: boom: the test body panicked on purpose"),
+        out.contains("test panicked at selftest/suites/failures.rs:16:5: boom: the test body panicked on purpose"),
         "{}",
         r.both()
     );
@@ -103,7 +103,7 @@ fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
     r.assert_outcome("e_passes", "1m1w-k8s1.31", "ok");
     // A bin, not a test target, but the command has the same shape as for `tests/chaos.rs`.
     assert!(
-        out.contains("reproduce: CHAOS_SEED=7 CHAOS_PROVIDER=sim cargo test -p chaos-suite --test selftest-failures -- --exact 'a_panics'"),
+        out.contains("reproduce: CHAOS_SEED=7 CHAOS_PROVIDER=sim cargo test -p chaos-selftest --test selftest-failures -- --exact 'a_panics'"),
         "{}",
         r.both()
     );
@@ -526,19 +526,53 @@ fn a_seeded_monkey_repeats_its_schedule_and_another_seed_changes_it() {
     assert_ne!(first, schedule("12"), "another seed, another schedule");
 }
 
-/// The example suite `cargo run --example scenarios` runs; `cargo test` builds examples before
-/// it runs tests, so the binary is beside the self-test suites.
+/// Builds the example suite of the root package (`cargo run --example scenarios`) with the Cargo
+/// and the profile this test was built with, and returns the executable's path.
+///
+/// Examples of another package are not built for this package's tests, so the test builds it
+/// itself instead of assuming that an earlier command did: Cargo releases its lock on the target
+/// directory before it runs tests, and a build that is up to date costs a fraction of a second.
+fn build_scenarios() -> std::path::PathBuf {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root");
+    // `target/<dir>/selftest-failures`, where `<dir>` is `debug` for the `dev` profile.
+    let profile = match std::path::Path::new(FAILURES)
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .and_then(|dir| dir.to_str())
+    {
+        Some("debug") | None => "dev",
+        Some(dir) => dir,
+    };
+    let output = Command::new(env!("CARGO"))
+        .current_dir(workspace)
+        .args(["build", "--package", "chaos-suite", "--example", "scenarios"])
+        .args(["--profile", profile, "--message-format=json"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo build --example scenarios failed ({}); its messages are above",
+        output.status
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|message| {
+            message["reason"] == "compiler-artifact"
+                && message["target"]["name"] == "scenarios"
+                && message["target"]["kind"][0] == "example"
+        })
+        .and_then(|message| message["executable"].as_str().map(Into::into))
+        .unwrap_or_else(|| panic!("no executable for the example in cargo's messages:\n{stdout}"))
+}
+
 #[test]
 fn the_scenario_suite_passes_on_the_sim_with_fewer_clusters_than_tests() {
-    let debug_dir = std::path::Path::new(FAILURES)
-        .parent()
-        .expect("target/debug");
-    let scenarios = debug_dir.join("examples").join("scenarios");
-    assert!(
-        scenarios.is_file(),
-        "{} is missing: run `cargo test --workspace` (it builds the examples) or `cargo build --examples`",
-        scenarios.display()
-    );
+    let scenarios = build_scenarios();
     let r = run(scenarios.to_str().unwrap(), &[], &[]);
     assert_eq!(r.code, Some(0), "{}", r.both());
     let s = r.summary();
