@@ -75,6 +75,7 @@ fn run(exe: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
 const FAILURES: &str = env!("CARGO_BIN_EXE_selftest-failures");
 const LIFECYCLE: &str = env!("CARGO_BIN_EXE_selftest-lifecycle");
 const GATED: &str = env!("CARGO_BIN_EXE_selftest-gated");
+const SCENARIOS: &str = env!("CARGO_BIN_EXE_scenarios");
 
 #[test]
 fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
@@ -526,54 +527,11 @@ fn a_seeded_monkey_repeats_its_schedule_and_another_seed_changes_it() {
     assert_ne!(first, schedule("12"), "another seed, another schedule");
 }
 
-/// Builds the example suite of the root package (`cargo run --example scenarios`) with the Cargo
-/// and the profile this test was built with, and returns the executable's path.
-///
-/// Examples of another package are not built for this package's tests, so the test builds it
-/// itself instead of assuming that an earlier command did: Cargo releases its lock on the target
-/// directory before it runs tests, and a build that is up to date costs a fraction of a second.
-fn build_scenarios() -> std::path::PathBuf {
-    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root");
-    // `target/<dir>/selftest-failures`, where `<dir>` is `debug` for the `dev` profile.
-    let profile = match std::path::Path::new(FAILURES)
-        .parent()
-        .and_then(|dir| dir.file_name())
-        .and_then(|dir| dir.to_str())
-    {
-        Some("debug") | None => "dev",
-        Some(dir) => dir,
-    };
-    let output = Command::new(env!("CARGO"))
-        .current_dir(workspace)
-        .args(["build", "--package", "chaos-suite", "--example", "scenarios"])
-        .args(["--profile", profile, "--message-format=json"])
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "cargo build --example scenarios failed ({}); its messages are above",
-        output.status
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find(|message| {
-            message["reason"] == "compiler-artifact"
-                && message["target"]["name"] == "scenarios"
-                && message["target"]["kind"][0] == "example"
-        })
-        .and_then(|message| message["executable"].as_str().map(Into::into))
-        .unwrap_or_else(|| panic!("no executable for the example in cargo's messages:\n{stdout}"))
-}
-
+/// The example suite `cargo run --example scenarios` runs, built from the same source as a binary
+/// of this package (see its `Cargo.toml`), so Cargo builds it before it runs this test.
 #[test]
 fn the_scenario_suite_passes_on_the_sim_with_fewer_clusters_than_tests() {
-    let scenarios = build_scenarios();
-    let r = run(scenarios.to_str().unwrap(), &[], &[]);
+    let r = run(SCENARIOS, &[], &[]);
     assert_eq!(r.code, Some(0), "{}", r.both());
     let s = r.summary();
     assert_eq!(s["failed"], 0, "{}", r.both());
