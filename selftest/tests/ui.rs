@@ -53,25 +53,25 @@ fn normalize(stderr: &str, dir: &Path, workspace: &Path) -> String {
         let line = line
             .replace(&dir, "$DIR/")
             .replace(&workspace, "$WORKSPACE/");
-        if let Some((indent, path)) = line.split_once("--> ") {
-            if indent.trim().is_empty() {
-                if let Some(case) = path.strip_prefix("$DIR/") {
-                    elsewhere = false;
-                    out.push(format!("{indent}--> {case}"));
+        if let Some((indent, path)) = line.split_once("--> ")
+            && indent.trim().is_empty()
+        {
+            if let Some(case) = path.strip_prefix("$DIR/") {
+                elsewhere = false;
+                out.push(format!("{indent}--> {case}"));
+            } else {
+                elsewhere = true;
+                // `path:line:column`, without the line and column; Cargo gives rustc the
+                // workspace's sources relative to the workspace.
+                let file = path.split(':').next().unwrap_or(path);
+                let root = if file.starts_with('$') || file.starts_with('/') {
+                    ""
                 } else {
-                    elsewhere = true;
-                    // `path:line:column`, without the line and column; Cargo gives rustc the
-                    // workspace's sources relative to the workspace.
-                    let file = path.split(':').next().unwrap_or(path);
-                    let root = if file.starts_with('$') || file.starts_with('/') {
-                        ""
-                    } else {
-                        "$WORKSPACE/"
-                    };
-                    out.push(format!("{indent}--> {root}{file}"));
-                }
-                continue;
+                    "$WORKSPACE/"
+                };
+                out.push(format!("{indent}--> {root}{file}"));
             }
+            continue;
         }
         if elsewhere {
             // The gutter's line number, `45 | ...`, becomes blanks.
