@@ -6,22 +6,23 @@
 //! against a stand-in for the runtime: trybuild builds the dependencies of its cases again, in a
 //! target directory and with flags of its own, which for the real runtime means kube, k8s-openapi,
 //! tokio and the rest, twice. These cases instead run rustc on their own, in check mode, against
-//! the runtime and anyhow this test was linked with (in `target/<profile>/deps/`), so they cost a
-//! second or two. Their rendering of types (`StdError`, `std::string::String`) depends on the
-//! crates in the graph, which is why they need the real runtime.
+//! the runtime and anyhow that Cargo built for this test (the newest of their rlibs in
+//! `target/<profile>/deps/`), so they cost a second or two. Their rendering of types (`StdError`,
+//! `std::string::String`) depends on the crates in the graph, which is why they need the real
+//! runtime.
 //!
-//! `.stderr` holds rustc's output with the paths made portable: the case as `$DIR/ui/<case>.rs`
-//! (`ui/<case>.rs` after ` --> `), the workspace as `$WORKSPACE`, and no line numbers in files
-//! other than the case (nor the wider gutter they need), so that edits elsewhere in the runtime
-//! do not change it. Regenerate with
+//! `.stderr` holds rustc's output, normalized as trybuild does for these cases: the case as
+//! `$DIR/ui/<case>.rs` (`ui/<case>.rs` after ` --> `), the workspace as `$WORKSPACE`, and no line
+//! numbers in files other than the case (nor the wider gutter they need), so that edits elsewhere
+//! in the runtime do not change it. Regenerate with
 //! `CHAOS_UI=overwrite cargo test -p chaos-selftest --test ui`, and read the diff.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The newest `lib<name>-<hash>.rlib` beside this test's executable: the one Cargo built for
-/// this run, when several builds with different features left several.
+/// The newest `lib<name>-<hash>.rlib` beside this test's executable: when builds with different
+/// features left several, the one Cargo built last, normally for this run.
 fn rlib(deps: &Path, name: &str) -> PathBuf {
     let prefix = format!("lib{name}-");
     std::fs::read_dir(deps)
