@@ -75,6 +75,7 @@ fn run(exe: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
 const FAILURES: &str = env!("CARGO_BIN_EXE_selftest-failures");
 const LIFECYCLE: &str = env!("CARGO_BIN_EXE_selftest-lifecycle");
 const GATED: &str = env!("CARGO_BIN_EXE_selftest-gated");
+const SCENARIOS: &str = env!("CARGO_BIN_EXE_scenarios");
 
 #[test]
 fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
@@ -83,7 +84,7 @@ fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
     let out = &r.stdout;
     r.assert_outcome("a_panics", "1m2w-k8s1.30", "FAILED");
     assert!(
-        out.contains("test panicked at tests/suites/failures.rs:16:5: boom: the test body panicked on purpose"),
+        out.contains("test panicked at selftest/suites/failures.rs:16:5: boom: the test body panicked on purpose"),
         "{}",
         r.both()
     );
@@ -103,7 +104,7 @@ fn panics_timeouts_and_errors_fail_clearly_and_every_cluster_is_destroyed() {
     r.assert_outcome("e_passes", "1m1w-k8s1.31", "ok");
     // A bin, not a test target, but the command has the same shape as for `tests/chaos.rs`.
     assert!(
-        out.contains("reproduce: CHAOS_SEED=7 CHAOS_PROVIDER=sim cargo test -p chaos-suite --test selftest-failures -- --exact 'a_panics'"),
+        out.contains("reproduce: CHAOS_SEED=7 CHAOS_PROVIDER=sim cargo test -p chaos-selftest --test selftest-failures -- --exact 'a_panics'"),
         "{}",
         r.both()
     );
@@ -526,20 +527,11 @@ fn a_seeded_monkey_repeats_its_schedule_and_another_seed_changes_it() {
     assert_ne!(first, schedule("12"), "another seed, another schedule");
 }
 
-/// The example suite `cargo run --example scenarios` runs; `cargo test` builds examples before
-/// it runs tests, so the binary is beside the self-test suites.
+/// The example suite `cargo run --example scenarios` runs, built from the same source as a binary
+/// of this package (see its `Cargo.toml`), so Cargo builds it before it runs this test.
 #[test]
 fn the_scenario_suite_passes_on_the_sim_with_fewer_clusters_than_tests() {
-    let debug_dir = std::path::Path::new(FAILURES)
-        .parent()
-        .expect("target/debug");
-    let scenarios = debug_dir.join("examples").join("scenarios");
-    assert!(
-        scenarios.is_file(),
-        "{} is missing: run `cargo test --workspace` (it builds the examples) or `cargo build --examples`",
-        scenarios.display()
-    );
-    let r = run(scenarios.to_str().unwrap(), &[], &[]);
+    let r = run(SCENARIOS, &[], &[]);
     assert_eq!(r.code, Some(0), "{}", r.both());
     let s = r.summary();
     assert_eq!(s["failed"], 0, "{}", r.both());
