@@ -17,7 +17,7 @@ set -euo pipefail
 
 image="${1:-chaos-node:bookworm}"
 suite=bookworm
-mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+. "$(dirname "$0")/lib/debian-mirror.sh"
 
 log() { echo "build-node-image: $*" >&2; }
 
@@ -30,6 +30,8 @@ if ! command -v debootstrap >/dev/null; then
     apt-get install -y -qq debootstrap >&2 || { apt-get update -qq >&2 && apt-get install -y -qq debootstrap >&2; }
 fi
 
+# The machine's own Debian mirror (its apt sources), or $DEBIAN_MIRROR.
+mirror=$(debian_mirror)
 start=$(date +%s)
 root=$(mktemp -d /var/tmp/chaos-node.XXXXXX)
 trap 'rm -rf "$root" "$root.build.log"' EXIT

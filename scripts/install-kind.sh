@@ -14,7 +14,7 @@ cache_dir="${CHAOS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/chaos}/kind"
 kind_bin="$cache_dir/usr/bin/kind"
 # trixie and sid both listed: apt picks the newest `kind` either has.
 suites="${KIND_SUITES:-trixie sid}"
-mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+. "$(dirname "$0")/lib/debian-mirror.sh"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 
 log() { echo "install-kind: $*" >&2; }
@@ -29,6 +29,8 @@ for tool in apt-get dpkg; do
 done
 [ -r "$keyring" ] || { log "missing $keyring: apt-get install debian-archive-keyring"; exit 1; }
 
+# The machine's own Debian mirror (its apt sources), or $DEBIAN_MIRROR.
+mirror=$(debian_mirror)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/etc" "$work/deb" "$work/root"

@@ -12,6 +12,8 @@ pub(crate) struct Cmd {
     program: String,
     args: Vec<String>,
     stdin: Option<Vec<u8>>,
+    /// Variables set for the child on top of ours.
+    env: Vec<(String, String)>,
     timeout: Duration,
     /// What to tell the user when the program is not installed.
     install_hint: Option<&'static str>,
@@ -68,6 +70,7 @@ impl Cmd {
             program: program.into(),
             args: Vec::new(),
             stdin: None,
+            env: Vec::new(),
             timeout: Duration::from_secs(60),
             install_hint: None,
         }
@@ -85,6 +88,12 @@ impl Cmd {
 
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(input.into());
+        self
+    }
+
+    /// Sets `key` in the child's environment.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -121,6 +130,7 @@ impl Cmd {
         let line = self.line();
         let mut child = tokio::process::Command::new(&self.program)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
             } else {

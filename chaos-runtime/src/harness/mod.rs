@@ -35,6 +35,9 @@ pub enum Suite {
     OnProvider(&'static str),
     /// Only when `VAR=value` holds; otherwise every test is reported ignored with the reason.
     OnlyIfEnv(&'static str),
+    /// Not at all: every test is reported ignored with this reason, and nothing is provisioned
+    /// (a suite whose `main` found what it needs missing, and may skip).
+    Ignored(&'static str),
 }
 
 /// `package`: the cargo package of the test target, when `main!` knows it.
@@ -59,10 +62,12 @@ fn run_with(
     match suite {
         Suite::Always => {}
         Suite::OnProvider(name) => settings.provider = settings::ProviderChoice::parse(name)?,
+        Suite::Ignored(reason) => return Ok(run_ignored(&args, &cases, reason)),
         Suite::OnlyIfEnv(gate) => {
             let gate = Gate::parse(gate)?;
             if !gate.is_open() {
-                return Ok(run_gated_off(&args, &cases, &gate));
+                let reason = format!("set {}={} to run this suite", gate.var, gate.value);
+                return Ok(run_ignored(&args, &cases, &reason));
             }
             settings.provider =
                 settings::ProviderChoice::parse(gate.value).unwrap_or(settings.provider);
@@ -221,12 +226,11 @@ impl Gate {
 }
 
 /// Every test reported as ignored, with the reason; nothing provisioned.
-fn run_gated_off(args: &Arguments, cases: &[TestCase], gate: &Gate) -> ExitCode {
-    let reason = format!("set {}={} to run this suite", gate.var, gate.value);
+fn run_ignored(args: &Arguments, cases: &[TestCase], reason: &str) -> ExitCode {
     let trials = cases
         .iter()
         .map(|case| {
-            let reason = reason.clone();
+            let reason = reason.to_owned();
             Trial::ignorable_test(case.name.clone(), move || {
                 Ok(Completion::ignored_with(reason))
             })

@@ -7,6 +7,7 @@ pub mod images;
 mod naming;
 mod nodes;
 pub mod ownership;
+mod standin;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub(crate) use naming::node_names;
 use nodes::KindNodes;
 pub(crate) use nodes::docker_ledger;
 use ownership::{OwnerRecord, OwnerState, Records};
+use standin::StandIn;
 
 pub(super) const REGISTRATION: Registration = Registration {
     name: "kind",
@@ -73,6 +75,8 @@ pub(crate) struct KindProvider {
     reuse: bool,
     /// Best-effort warnings already printed, to say each once.
     warned: Mutex<BTreeSet<String>>,
+    /// `CHAOS_KIND_STANDIN=1`: nodes from stand-in images built here.
+    standin: Option<StandIn>,
 }
 
 impl KindProvider {
@@ -93,6 +97,12 @@ impl KindProvider {
             )
         })?;
         Docker::new().ping().await?;
+        let standin = StandIn::from_env().await?;
+        if standin.is_some() {
+            say(
+                "CHAOS_KIND_STANDIN=1: the real kind binary, with stand-in node images built here (no real kubeadm, kubelet or etcd)",
+            );
+        }
         Ok(KindProvider {
             kind,
             release,
@@ -103,6 +113,7 @@ impl KindProvider {
             ready_timeout: READY_TIMEOUT,
             reuse,
             warned: Mutex::default(),
+            standin,
         })
     }
 
@@ -122,7 +133,10 @@ impl KindProvider {
                 {
                     say(&warning);
                 }
-                Ok(image)
+                Ok(match &self.standin {
+                    Some(standin) => standin.node_image(image),
+                    None => image,
+                })
             })
             .collect()
     }
@@ -130,6 +144,17 @@ impl KindProvider {
     /// Makes sure every node image these topologies need is in Docker, pulling what is missing.
     /// `Err` says which image could not be had and why: kind cannot run here.
     pub async fn ensure_images(&self, topologies: &[&Topology]) -> anyhow::Result<()> {
+        if let Some(standin) = &self.standin {
+            let mut wanted = BTreeSet::new();
+            for topology in topologies {
+                wanted.extend(
+                    self.node_images(topology)?
+                        .into_iter()
+                        .map(|i| (i.image, i.kubelet_version)),
+                );
+            }
+            return standin.ensure_images(wanted).await;
+        }
         let mut wanted = BTreeSet::new();
         for topology in topologies {
             wanted.extend(self.node_images(topology)?.into_iter().map(|i| i.image));
@@ -154,6 +179,15 @@ impl KindProvider {
                 })?;
         }
         Ok(())
+    }
+
+    /// A kind command line; in stand-in mode, with what kind needs on its PATH.
+    fn kind_command(&self) -> Cmd {
+        let cmd = Cmd::new(&self.kind);
+        match &self.standin {
+            Some(standin) => standin.kind_command(cmd),
+            None => cmd,
+        }
     }
 
     fn kubeconfig_path(&self, cluster: &str) -> PathBuf {
@@ -196,7 +230,8 @@ impl KindProvider {
             Some(kubeconfig.clone()),
         ))?;
 
-        let create = Cmd::new(&self.kind)
+        let create = self
+            .kind_command()
             .args([
                 "create", "cluster", "--name", name, "--config", "-", "--retain", "--wait", "0s",
             ])
@@ -231,7 +266,7 @@ impl KindProvider {
     /// Saves kind's logs of a cluster that failed, and says where (or why not).
     async fn export_logs(&self, cluster: &str) -> String {
         let dir = self.work_dir.join("logs").join(cluster);
-        let export = Cmd::new(&self.kind).args([
+        let export = self.kind_command().args([
             "export",
             "logs",
             &dir.display().to_string(),
@@ -314,7 +349,7 @@ impl KindProvider {
 
     async fn delete_cluster(&self, name: &str) -> anyhow::Result<()> {
         let kubeconfig = self.kubeconfig_path(name);
-        Cmd::new(&self.kind)
+        self.kind_command()
             .args([
                 "delete",
                 "cluster",
@@ -805,6 +840,7 @@ esac
             ready_timeout: READY_TIMEOUT,
             reuse: false,
             warned: Mutex::default(),
+            standin: None,
         }
     }
 
