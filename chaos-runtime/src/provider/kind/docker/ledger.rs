@@ -182,8 +182,10 @@ impl FaultLedger {
         self.partition_nodes(&a, &b).await
     }
 
-    /// Cuts `node` from every other container of its cluster (the HA load balancer included)
-    /// that is running now.
+    /// Cuts `node` from every other container of its cluster that is running now, the HA load
+    /// balancer included: `node`'s own rules drop the load balancer's addresses (IPv4 and IPv6),
+    /// and every other node's rules drop `node`'s. Nothing is run in the load balancer, so
+    /// isolating it (cutting every node from it) works too.
     pub async fn isolate(&self, node: &str) -> Result<FaultId, DockerError> {
         let target = self.docker.node(node).await?;
         let mut others = self.docker.cluster_containers(&target.cluster).await?;
