@@ -50,6 +50,10 @@ impl NodeContainer {
     pub(crate) fn is_load_balancer(&self) -> bool {
         self.role == LOAD_BALANCER_ROLE
     }
+
+    pub(crate) fn is_control_plane(&self) -> bool {
+        self.role == CONTROL_PLANE_ROLE
+    }
 }
 
 impl Docker {
