@@ -4,7 +4,10 @@
 //! local image `chaos-node:bookworm` (built by `scripts/build-node-image.sh` when missing): the
 //! containers have kind's names, labels, network and `docker run` flags, and a stub `systemctl`
 //! running a fake kubelet. The real kind binary (`scripts/install-kind.sh`) must see them as a
-//! cluster. Every test asserts the effect of a fault on the containers themselves.
+//! cluster. Every test asserts the effect of a fault on the containers themselves. The HA fixture
+//! adds a load balancer shaped like kind's: unprivileged, without added capabilities, so nothing of
+//! ours can run iptables in it (kind runs envoy there; ours runs `sleep`, which is all the tests
+//! need, as they check reachability with ping).
 //!
 //! Without a reachable Docker daemon the tests are ignored with the reason, unless
 //! `CHAOS_REQUIRE_DOCKER=1`, which makes that a failure. netem needs the host kernel's sch_netem;
@@ -16,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output, Stdio};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail, ensure};
 use chaos_runtime::__kind::docker::{Docker, DockerError, DockerErrorKind, FaultLedger, NodeFault};
@@ -52,6 +55,9 @@ const TESTS: &[TestCase] = &[
     ("kubelet_stop_then_heal",                  Needs::Docker,  kubelet_stop_then_heal),
     ("partition_control_plane_from_workers",    Needs::Docker,  partition),
     ("isolate_and_overlapping_partitions",      Needs::Docker,  isolate),
+    ("ha_isolate_never_acts_in_the_lb",         Needs::Docker,  ha_isolate),
+    ("ha_partition_worker_loses_the_lb",        Needs::Docker,  ha_partition_all_control_planes),
+    ("ha_split_control_planes_keep_the_lb",     Needs::Docker,  ha_partition_split_control_planes),
     ("netem_delay",                             Needs::Docker,  netem_delay),
     ("heal_goes_on_past_errors",                Needs::Docker,  heal_goes_on_past_errors),
     ("kind_delete_removes_the_fixture",         Needs::Kind,    kind_delete),
@@ -304,7 +310,26 @@ fn run_script(name: &str, args: &[&str]) -> Result<String, String> {
 
 // --- the fake cluster ----------------------------------------------------------------------------
 
-/// A control plane and two workers shaped like kind's, removed on drop (also after a panic).
+/// A control plane and two workers.
+const NODES: &[(&str, &str)] = &[
+    ("control-plane", "control-plane"),
+    ("worker", "worker"),
+    ("worker2", "worker"),
+];
+
+/// kind's usual HA shape: three control planes and two workers, behind a load balancer.
+const HA_NODES: &[(&str, &str)] = &[
+    ("control-plane", "control-plane"),
+    ("control-plane2", "control-plane"),
+    ("control-plane3", "control-plane"),
+    ("worker", "worker"),
+    ("worker2", "worker"),
+];
+
+/// kind's `constants.ExternalLoadBalancerNodeRoleValue`, also the suffix of its name.
+const LOAD_BALANCER: &str = "external-load-balancer";
+
+/// Nodes (and, for HA, a load balancer) shaped like kind's, removed on drop (also after a panic).
 struct FakeCluster {
     name: String,
     containers: Vec<String>,
@@ -312,27 +337,57 @@ struct FakeCluster {
 
 impl FakeCluster {
     fn start(env: &Env, tag: &str) -> anyhow::Result<Self> {
+        FakeCluster::start_shaped(env, tag, NODES, false)
+    }
+
+    fn start_ha(env: &Env, tag: &str) -> anyhow::Result<Self> {
+        FakeCluster::start_shaped(env, tag, HA_NODES, true)
+    }
+
+    fn start_shaped(
+        env: &Env,
+        tag: &str,
+        nodes: &[(&str, &str)],
+        load_balancer: bool,
+    ) -> anyhow::Result<Self> {
         let name = format!("{PREFIX}-{}-{tag}", env.run_id);
         let mut cluster = FakeCluster {
             name,
             containers: Vec::new(),
         };
-        for (suffix, role) in [
-            ("control-plane", "control-plane"),
-            ("worker", "worker"),
-            ("worker2", "worker"),
-        ] {
+        for (suffix, role) in nodes {
             let node = format!("{}-{suffix}", cluster.name);
             // Recorded first, so that drop removes a container whose start failed halfway.
             cluster.containers.push(node.clone());
             run_node(env, &cluster.name, &node, role)?;
         }
-        for node in &cluster.containers {
+        if load_balancer {
+            let lb = cluster.load_balancer();
+            cluster.containers.push(lb.clone());
+            run_load_balancer(&cluster.name, &lb)?;
+        }
+        for node in cluster.nodes() {
             wait_until(&format!("the kubelet of {node} to run"), || {
                 kubelet_active(node)
             })?;
         }
         Ok(cluster)
+    }
+
+    /// The Kubernetes nodes: every container but the load balancer.
+    fn nodes(&self) -> Vec<&str> {
+        let lb = self.load_balancer();
+        let nodes = self.containers.iter().filter(|c| **c != lb);
+        nodes.map(String::as_str).collect()
+    }
+
+    /// The container called `<cluster>-<suffix>`.
+    fn node(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.name)
+    }
+
+    fn load_balancer(&self) -> String {
+        self.node(LOAD_BALANCER)
     }
 
     fn control_plane(&self) -> &str {
@@ -404,6 +459,38 @@ fn run_node(env: &Env, cluster: &str, node: &str, role: &str) -> anyhow::Result<
     }
     args.push(IMAGE.to_owned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker_ok(&args).map(drop)
+}
+
+/// The HA load balancer as kind runs it (`runArgsForLoadBalancer` in kind's
+/// `pkg/cluster/internal/providers/docker/provision.go`): kind's common flags and labels, and no
+/// `--privileged`, no `--cap-add`, no security options. kind runs envoy there and publishes 6443 on
+/// the host; ours sleeps, and answers pings as any container does (the kernel replies).
+fn run_load_balancer(cluster: &str, name: &str) -> anyhow::Result<()> {
+    let cluster_label = format!("{CLUSTER_LABEL}={cluster}");
+    let role_label = format!("io.x-k8s.kind.role={LOAD_BALANCER}");
+    let args = [
+        "run",
+        "--detach",
+        "--tty",
+        "--name",
+        name,
+        "--hostname",
+        name,
+        "--label",
+        &cluster_label,
+        "--label",
+        &role_label,
+        "--net",
+        NETWORK,
+        "--restart=on-failure:1",
+        "--init=false",
+        "--cgroupns=private",
+        "--entrypoint",
+        "sleep",
+        IMAGE,
+        "infinity",
+    ];
     docker_ok(&args).map(drop)
 }
 
@@ -518,6 +605,49 @@ fn partition_rules_left(nodes: &[&str]) -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(left)
+}
+
+/// Now, as `docker events --since` takes it.
+fn events_mark() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_secs().to_string()
+}
+
+/// How many `docker exec`s were created in `container` since `mark` (`docker events`; the daemon
+/// keeps them, unlike `.ExecIDs`, which forgets an exec when it ends).
+fn execs_in(container: &str, mark: &str) -> anyhow::Result<usize> {
+    let until = (SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 1).to_string();
+    let filter = format!("container={container}");
+    let events = docker_ok(&[
+        "events",
+        "--since",
+        mark,
+        "--until",
+        &until,
+        "--filter",
+        &filter,
+        "--filter",
+        "event=exec_create",
+        "--format",
+        "{{.Action}}",
+    ])?;
+    Ok(events.lines().filter(|l| !l.trim().is_empty()).count())
+}
+
+/// Nothing was exec'd in the load balancer since `mark`, while the nodes were (the control that
+/// `docker events` sees execs at all).
+fn expect_no_exec_in_load_balancer(cluster: &FakeCluster, mark: &str) -> anyhow::Result<()> {
+    let lb = cluster.load_balancer();
+    let node = cluster.node("worker");
+    ensure!(
+        execs_in(&node, mark)? > 0,
+        "docker events shows no exec in {node}, which the faults used"
+    );
+    let execs = execs_in(&lb, mark)?;
+    ensure!(execs == 0, "{execs} `docker exec` ran in {lb}");
+    Ok(())
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> anyhow::Result<()> {
@@ -834,6 +964,168 @@ fn isolate(env: &Env) -> TestResult {
         "rules of ours left after undo:\n{}",
         left.join("\n")
     );
+    Ok(Completion::Completed)
+}
+
+/// The addresses of `node` on the kind network, IPv4 and IPv6 (which the fixture's network has).
+fn addresses(node: &str) -> anyhow::Result<(String, String)> {
+    let (v4, v6) = (ip(node, "IPAddress")?, ip(node, "GlobalIPv6Address")?);
+    ensure!(
+        !v4.is_empty() && !v6.is_empty(),
+        "{node} lacks an address on `{NETWORK}` (IPv4 `{v4}`, IPv6 `{v6}`)"
+    );
+    Ok((v4, v6))
+}
+
+/// isolate in an HA cluster: the isolated node loses the load balancer and every peer, the others
+/// keep the load balancer, and nothing runs in the load balancer (it has no NET_ADMIN: iptables
+/// there fails, which failed every HA isolate before).
+fn ha_isolate(env: &Env) -> TestResult {
+    let cluster = FakeCluster::start_ha(env, "ha-iso")?;
+    let node = |suffix| cluster.node(suffix);
+    let (cp, cp2, cp3) = (
+        node("control-plane"),
+        node("control-plane2"),
+        node("control-plane3"),
+    );
+    let (worker, worker2, lb) = (node("worker"), node("worker2"), cluster.load_balancer());
+    let (lb_ip, lb_ipv6) = addresses(&lb)?;
+    let (worker_ip, worker_ipv6) = addresses(&worker)?;
+    let mark = events_mark();
+    let checks = |cut: bool| {
+        [
+            (worker.as_str(), lb_ip.as_str(), !cut),
+            (worker.as_str(), lb_ipv6.as_str(), !cut),
+            (worker.as_str(), lb.as_str(), !cut),
+            (worker.as_str(), cp.as_str(), !cut),
+            (worker.as_str(), worker2.as_str(), !cut),
+            (cp2.as_str(), worker_ip.as_str(), !cut),
+            (worker2.as_str(), worker_ipv6.as_str(), !cut),
+            (cp.as_str(), lb_ip.as_str(), true),
+            (cp3.as_str(), lb_ipv6.as_str(), true),
+            (worker2.as_str(), lb_ip.as_str(), true),
+            (worker2.as_str(), lb_ipv6.as_str(), true),
+            (worker2.as_str(), cp3.as_str(), true),
+        ]
+    };
+    expect_pings("before isolate", &checks(false))?;
+
+    let ledger = FaultLedger::new(Docker::new());
+    let isolated = block_on(ledger.isolate(&worker))?;
+    expect_pings("worker isolated", &checks(true))?;
+    let active = ledger.active();
+    ensure!(
+        active.len() == 1 && active[0].nodes.contains(&lb),
+        "the load balancer is not among the isolated node's peers: {active:?}"
+    );
+    block_on(ledger.undo(isolated))?;
+    expect_pings("isolate undone", &checks(false))?;
+
+    // The heal walks the same undo.
+    block_on(ledger.isolate(&worker))?;
+    expect_pings("isolated again", &checks(true))?;
+    block_on(ledger.heal())?;
+    expect_pings("after heal", &checks(false))?;
+    let left = partition_rules_left(&cluster.nodes())?;
+    ensure!(left.is_empty(), "rules of ours left:\n{}", left.join("\n"));
+    expect_no_exec_in_load_balancer(&cluster, &mark)?;
+    Ok(Completion::Completed)
+}
+
+/// `worker | every control plane` in an HA cluster: the worker loses the load balancer too (else
+/// its kubelet still reaches the API through it); the control planes and the other worker keep it.
+fn ha_partition_all_control_planes(env: &Env) -> TestResult {
+    let cluster = FakeCluster::start_ha(env, "ha-part")?;
+    let node = |suffix| cluster.node(suffix);
+    let (cp, cp2, cp3) = (
+        node("control-plane"),
+        node("control-plane2"),
+        node("control-plane3"),
+    );
+    let (worker, worker2, lb) = (node("worker"), node("worker2"), cluster.load_balancer());
+    let (lb_ip, lb_ipv6) = addresses(&lb)?;
+    let (cp_ip, cp3_ipv6) = (addresses(&cp)?.0, addresses(&cp3)?.1);
+    let mark = events_mark();
+    let checks = |cut: bool| {
+        [
+            (worker.as_str(), lb_ip.as_str(), !cut),
+            (worker.as_str(), lb_ipv6.as_str(), !cut),
+            (worker.as_str(), lb.as_str(), !cut),
+            (worker.as_str(), cp_ip.as_str(), !cut),
+            (worker.as_str(), cp3_ipv6.as_str(), !cut),
+            (cp2.as_str(), worker.as_str(), !cut),
+            (cp.as_str(), lb_ip.as_str(), true),
+            (cp2.as_str(), lb_ipv6.as_str(), true),
+            (cp3.as_str(), lb.as_str(), true),
+            (worker2.as_str(), lb_ip.as_str(), true),
+            (worker2.as_str(), lb_ipv6.as_str(), true),
+            (worker2.as_str(), worker.as_str(), true),
+            (worker2.as_str(), cp.as_str(), true),
+        ]
+    };
+    expect_pings("before the partition", &checks(false))?;
+
+    let ledger = FaultLedger::new(Docker::new());
+    let cut = block_on(ledger.partition(&[&worker], &[&cp, &cp2, &cp3]))?;
+    expect_pings("worker | control planes", &checks(true))?;
+    let faults: Vec<NodeFault> = ledger.active().into_iter().map(|f| f.fault).collect();
+    ensure!(
+        matches!(faults.as_slice(), [NodeFault::Partition { a, b }]
+            if *a == [worker.clone()] && b.last() == Some(&lb)),
+        "the load balancer did not join the control planes: {faults:?}"
+    );
+    block_on(ledger.undo(cut))?;
+    expect_pings("partition undone", &checks(false))?;
+    let left = partition_rules_left(&cluster.nodes())?;
+    ensure!(left.is_empty(), "rules of ours left:\n{}", left.join("\n"));
+    expect_no_exec_in_load_balancer(&cluster, &mark)?;
+    Ok(Completion::Completed)
+}
+
+/// A partition with control planes on both sides in an HA cluster: the load balancer is on neither
+/// side, and both keep it (see `FaultLedger::partition`); the direct paths are cut.
+fn ha_partition_split_control_planes(env: &Env) -> TestResult {
+    let cluster = FakeCluster::start_ha(env, "ha-split")?;
+    let node = |suffix| cluster.node(suffix);
+    let (cp, cp2, cp3) = (
+        node("control-plane"),
+        node("control-plane2"),
+        node("control-plane3"),
+    );
+    let (worker, worker2, lb) = (node("worker"), node("worker2"), cluster.load_balancer());
+    let (lb_ip, lb_ipv6) = addresses(&lb)?;
+    let mark = events_mark();
+    let checks = |cut: bool| {
+        [
+            (worker.as_str(), cp3.as_str(), !cut),
+            (worker2.as_str(), cp.as_str(), !cut),
+            (cp2.as_str(), cp3.as_str(), !cut),
+            (worker.as_str(), worker2.as_str(), !cut),
+            (worker.as_str(), lb_ip.as_str(), true),
+            (worker.as_str(), lb_ipv6.as_str(), true),
+            (worker2.as_str(), lb_ip.as_str(), true),
+            (worker2.as_str(), lb_ipv6.as_str(), true),
+            (cp.as_str(), lb.as_str(), true),
+            (cp3.as_str(), lb_ip.as_str(), true),
+            (worker.as_str(), cp2.as_str(), true),
+        ]
+    };
+    expect_pings("before the partition", &checks(false))?;
+
+    let ledger = FaultLedger::new(Docker::new());
+    // The majority side holds two control planes of three: not all of them.
+    let cut = block_on(ledger.partition(&[&cp, &cp2, &worker], &[&cp3, &worker2]))?;
+    expect_pings("control planes split", &checks(true))?;
+    let active = ledger.active();
+    ensure!(
+        active.len() == 1 && !active[0].nodes.contains(&lb),
+        "the load balancer was put on a side: {active:?}"
+    );
+    block_on(ledger.undo(cut))?;
+    expect_pings("partition undone", &checks(false))?;
+    let left = partition_rules_left(&cluster.nodes())?;
+    ensure!(left.is_empty(), "rules of ours left:\n{}", left.join("\n"));
+    expect_no_exec_in_load_balancer(&cluster, &mark)?;
     Ok(Completion::Completed)
 }
 

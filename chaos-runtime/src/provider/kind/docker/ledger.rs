@@ -174,16 +174,46 @@ impl FaultLedger {
     /// nodes (see the `partition` module: our own chain, nothing else touched). Nodes on the same
     /// side still reach each other. All or nothing: if a node fails, no rule is left anywhere.
     ///
-    /// The rules match the nodes' current addresses; a node restarted meanwhile may come back
-    /// with another address, which is then not cut.
+    /// The HA load balancer (`<cluster>-external-load-balancer`) is no node, but every kubelet
+    /// reaches the API through it: kind makes it kubeadm's `controlPlaneEndpoint`
+    /// (`GetAPIServerInternalEndpoint` in kind's `pkg/cluster/internal/providers/docker/
+    /// provider.go`, used by `pkg/cluster/internal/create/actions/config/config.go`). So:
+    ///
+    /// * if one side holds every control plane of the cluster, the load balancer joins that side
+    ///   (it is recorded there): the other side's nodes also drop its addresses, IPv4 and IPv6,
+    ///   both ways, and lose the API as they would behind a real partition. Otherwise `worker |
+    ///   all control planes` would still pass worker → load balancer → control plane. No rule
+    ///   goes into the load balancer itself (it has no NET_ADMIN; see the `partition` module).
+    /// * if neither side holds every control plane, the load balancer is on neither side and
+    ///   both still reach it, as a real HA cluster's load balancer outside the partition would
+    ///   be reached. Then the partition is not complete for API traffic: envoy forwards port 6443
+    ///   to any control plane whose `/healthz` it still gets, so a kubelet may reach an API
+    ///   server on the other side through it. Only the direct paths between the sides are cut;
+    ///   putting the load balancer on a side would be an arbitrary choice that cuts the other
+    ///   side's kubelets from the API servers beside them. Name it on a side to choose.
+    ///
+    /// The rules match the nodes' current addresses; a node (or load balancer) restarted
+    /// meanwhile may come back with another address, which is then not cut.
     pub async fn partition(&self, a: &[&str], b: &[&str]) -> Result<FaultId, DockerError> {
-        let a = self.nodes(a).await?;
-        let b = self.nodes(b).await?;
+        let mut a = self.nodes(a).await?;
+        let mut b = self.nodes(b).await?;
+        check_sides(&a, &b)?;
+        let mut clusters: Vec<String> = a.iter().chain(&b).map(|n| n.cluster.clone()).collect();
+        clusters.sort();
+        clusters.dedup();
+        for cluster in clusters {
+            let containers = self.docker.cluster_containers(&cluster).await?;
+            let (to_a, to_b) = load_balancers_joining(&containers, &a, &b);
+            a.extend(to_a);
+            b.extend(to_b);
+        }
         self.partition_nodes(&a, &b).await
     }
 
-    /// Cuts `node` from every other container of its cluster (the HA load balancer included)
-    /// that is running now.
+    /// Cuts `node` from every other container of its cluster that is running now, the HA load
+    /// balancer included: `node`'s own rules drop the load balancer's addresses (IPv4 and IPv6),
+    /// and every other node's rules drop `node`'s. Nothing is run in the load balancer, so
+    /// isolating it (cutting every node from it) works too.
     pub async fn isolate(&self, node: &str) -> Result<FaultId, DockerError> {
         let target = self.docker.node(node).await?;
         let mut others = self.docker.cluster_containers(&target.cluster).await?;
@@ -333,6 +363,37 @@ fn next_id() -> FaultId {
     FaultId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The load balancers of one cluster's `containers` that join side `a` and side `b` of a
+/// partition: a running one that is on neither side joins the side holding every control plane
+/// of the cluster, if one does (see [`FaultLedger::partition`]).
+///
+/// A stopped load balancer has no address to match and forwards nothing while it is down; if it
+/// is started during the partition, it is not cut, like any peer restarted meanwhile.
+fn load_balancers_joining(
+    containers: &[NodeContainer],
+    a: &[NodeContainer],
+    b: &[NodeContainer],
+) -> (Vec<NodeContainer>, Vec<NodeContainer>) {
+    let on = |side: &[NodeContainer], n: &NodeContainer| side.iter().any(|m| m.name == n.name);
+    let control_planes: Vec<&NodeContainer> =
+        containers.iter().filter(|n| n.is_control_plane()).collect();
+    let holds_all = |side: &[NodeContainer]| {
+        !control_planes.is_empty() && control_planes.iter().all(|cp| on(side, cp))
+    };
+    let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
+    let free = containers
+        .iter()
+        .filter(|n| n.is_load_balancer() && n.running && !on(a, n) && !on(b, n));
+    for lb in free {
+        if holds_all(a) {
+            to_a.push(lb.clone());
+        } else if holds_all(b) {
+            to_b.push(lb.clone());
+        }
+    }
+    (to_a, to_b)
+}
+
 fn check_sides(a: &[NodeContainer], b: &[NodeContainer]) -> Result<(), DockerError> {
     let invalid =
         |message: String| DockerError::new(DockerErrorKind::InvalidRequest, None, message);
@@ -347,5 +408,58 @@ fn check_sides(a: &[NodeContainer], b: &[NodeContainer]) -> Result<(), DockerErr
             both.name
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(name: &str, role: &str) -> NodeContainer {
+        NodeContainer {
+            name: name.into(),
+            cluster: "c".into(),
+            role: role.into(),
+            running: true,
+            paused: false,
+            ip: Some(format!("10.0.0.{}", name.len())),
+            ipv6: None,
+        }
+    }
+
+    fn names(side: &[NodeContainer]) -> Vec<&str> {
+        side.iter().map(|n| n.name.as_str()).collect()
+    }
+
+    #[test]
+    fn the_load_balancer_joins_the_side_with_every_control_plane() {
+        let cp = container("c-control-plane", "control-plane");
+        let cp2 = container("c-control-plane2", "control-plane");
+        let worker = container("c-worker", "worker");
+        let worker2 = container("c-worker2", "worker");
+        let lb = container("c-external-load-balancer", "external-load-balancer");
+        let all = [&cp, &cp2, &worker, &worker2, &lb].map(Clone::clone);
+        let sides = |a: &[&NodeContainer], b: &[&NodeContainer]| {
+            let (a, b): (Vec<_>, Vec<_>) = (
+                a.iter().map(|n| (*n).clone()).collect(),
+                b.iter().map(|n| (*n).clone()).collect(),
+            );
+            let (to_a, to_b) = load_balancers_joining(&all, &a, &b);
+            (names(&to_a).join(","), names(&to_b).join(","))
+        };
+        let joins_b = (String::new(), lb.name.clone());
+        let joins_a = (lb.name.clone(), String::new());
+        let neither = (String::new(), String::new());
+        assert_eq!(sides(&[&worker], &[&cp, &cp2]), joins_b);
+        assert_eq!(sides(&[&cp, &cp2, &worker2], &[&worker]), joins_a);
+        assert_eq!(sides(&[&cp, &worker], &[&cp2, &worker2]), neither);
+        // Named on a side, it stays where it was put.
+        assert_eq!(sides(&[&worker, &lb], &[&cp, &cp2]), neither);
+        // Stopped, it has no address to cut.
+        let mut stopped = lb.clone();
+        stopped.running = false;
+        let all = [&cp, &cp2, &worker, &stopped].map(Clone::clone);
+        let (to_a, to_b) = load_balancers_joining(&all, std::slice::from_ref(&worker), &[cp, cp2]);
+        assert!(to_a.is_empty() && to_b.is_empty());
     }
 }

@@ -11,7 +11,10 @@ use super::{Docker, DockerError, DockerErrorKind};
 pub(crate) const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
 /// `control-plane`, `worker` or `external-load-balancer`.
 pub(crate) const ROLE_LABEL: &str = "io.x-k8s.kind.role";
+/// The role of an HA cluster's API load balancer, `<cluster>-external-load-balancer` (kind's
+/// `constants.ExternalLoadBalancerNodeRoleValue`).
 const LOAD_BALANCER_ROLE: &str = "external-load-balancer";
+const CONTROL_PLANE_ROLE: &str = "control-plane";
 
 /// One container of a kind cluster, as Docker sees it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,9 +23,11 @@ pub struct NodeContainer {
     pub name: String,
     /// The kind cluster it belongs to (its `io.x-k8s.kind.cluster` label).
     pub cluster: String,
-    /// `control-plane`, `worker` (or `external-load-balancer`, for [`FaultLedger::isolate`]).
+    /// `control-plane`, `worker` (or `external-load-balancer`, which [`FaultLedger::isolate`]
+    /// and [`FaultLedger::partition`] cut nodes from).
     ///
     /// [`FaultLedger::isolate`]: super::FaultLedger::isolate
+    /// [`FaultLedger::partition`]: super::FaultLedger::partition
     pub role: String,
     /// The container's processes exist; also true while it is paused.
     pub running: bool,
@@ -35,13 +40,29 @@ pub struct NodeContainer {
     pub ipv6: Option<String>,
 }
 
+impl NodeContainer {
+    /// The external load balancer of an HA cluster, not a node.
+    ///
+    /// kind runs it from `docker.io/envoyproxy/envoy` (`pkg/cluster/internal/loadbalancer/
+    /// const.go`) without `--privileged` or added capabilities (`runArgsForLoadBalancer` in
+    /// `pkg/cluster/internal/providers/docker/provision.go`): iptables cannot run in it (no
+    /// NET_ADMIN), so no fault ever acts inside it; nodes cut themselves from it instead.
+    pub(crate) fn is_load_balancer(&self) -> bool {
+        self.role == LOAD_BALANCER_ROLE
+    }
+
+    pub(crate) fn is_control_plane(&self) -> bool {
+        self.role == CONTROL_PLANE_ROLE
+    }
+}
+
 impl Docker {
     /// The Kubernetes nodes of the kind cluster `cluster`: control planes first, then workers, in
     /// kind's naming order. The external load balancer of an HA cluster is not a node and is left
     /// out. An unknown cluster has no nodes: the result is empty, not an error.
     pub async fn cluster_nodes(&self, cluster: &str) -> Result<Vec<NodeContainer>, DockerError> {
         let mut nodes = self.cluster_containers(cluster).await?;
-        nodes.retain(|n| n.role != LOAD_BALANCER_ROLE);
+        nodes.retain(|n| !n.is_load_balancer());
         Ok(nodes)
     }
 
@@ -106,7 +127,7 @@ fn network_name() -> String {
 
 fn role_rank(role: &str) -> u8 {
     match role {
-        "control-plane" => 0,
+        CONTROL_PLANE_ROLE => 0,
         "worker" => 1,
         LOAD_BALANCER_ROLE => 2,
         _ => 3,

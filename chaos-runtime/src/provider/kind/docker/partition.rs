@@ -10,6 +10,13 @@
 //! matched by its IPv4 and IPv6 address on that network (names resolve to IPv6 first there) and by
 //! every destination the node routes via it (kindnet routes each node's pod CIDR via the node).
 //! A peer that restarts may come back with another address, which the rules do not follow.
+//!
+//! Rules only ever go into Kubernetes nodes. An HA cluster's load balancer may be on a side, but
+//! nothing runs in it: kind runs it unprivileged with no added capabilities
+//! (`runArgsForLoadBalancer` in kind's `pkg/cluster/internal/providers/docker/provision.go`), so
+//! iptables there fails with "Permission denied (you must be root)". It is cut by the rules of the
+//! nodes on the other side, which drop its addresses as source and destination: every packet
+//! between it and them passes through those rules, so the cut is complete without any in it.
 
 use super::nodes::NodeContainer;
 use super::script::{Script, quote};
@@ -74,7 +81,8 @@ impl NodeRules {
     }
 }
 
-/// The rules for cutting `a` from `b`: each node of one side blocks every node of the other.
+/// The rules for cutting `a` from `b`: each node of one side blocks every container of the other.
+/// A load balancer on a side gets no rules of its own (see the module's comment).
 pub(crate) async fn plan(
     docker: &Docker,
     a: &[NodeContainer],
@@ -82,6 +90,7 @@ pub(crate) async fn plan(
     comment: &str,
 ) -> Result<Vec<NodeRules>, DockerError> {
     let sides = a.iter().map(|n| (n, b)).chain(b.iter().map(|n| (n, a)));
+    let sides = sides.filter(|(node, _)| !node.is_load_balancer());
     let plans = sides.map(|(node, peers)| rules_for(docker, node, peers, comment));
     futures::future::try_join_all(plans).await
 }
