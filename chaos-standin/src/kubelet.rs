@@ -20,7 +20,7 @@
 //! container restart they are gone and the pods restart (`restartCount` + 1).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,14 +119,14 @@ struct Containers {
 }
 
 impl Containers {
-    fn load(path: &PathBuf) -> Self {
+    fn load(path: &Path) -> Self {
         std::fs::read_to_string(path)
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default()
     }
 
-    fn save(&self, path: &PathBuf) {
+    fn save(&self, path: &Path) {
         let text = serde_json::to_string(self).expect("plain data serializes");
         if let Err(e) = write_file(path, text) {
             eprintln!("remembering the running containers: {e:#}");
@@ -560,7 +560,7 @@ fn disk_kib() -> u64 {
     // SAFETY: a NUL-terminated path and a zeroed struct for the kernel to fill.
     let ok = unsafe { libc::statvfs(c"/".as_ptr(), &mut stat) } == 0;
     if ok {
-        u64::from(stat.f_blocks) * u64::from(stat.f_frsize as u32) / 1024
+        stat.f_blocks * stat.f_frsize / 1024
     } else {
         0
     }
