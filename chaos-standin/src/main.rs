@@ -41,7 +41,14 @@ fn main() -> ExitCode {
     };
     let result: anyhow::Result<u8> = runtime.block_on(async {
         match role.as_str() {
-            "entrypoint" => entrypoint::run(&paths).await.map(|()| 0),
+            // kindest/node's ENTRYPOINT passes `/sbin/init` on; nothing else is expected.
+            "entrypoint" if args.iter().all(|a| a == "/sbin/init") => {
+                entrypoint::run(&paths).await.map(|()| 0)
+            }
+            "entrypoint" => chaos_standin::unsupported(format!(
+                "entrypoint arguments ({}): PID 1 only supervises kubelet and kube-apiserver",
+                args.join(" ")
+            )),
             "systemctl" => {
                 let command = systemctl::parse(&args)?;
                 let outcome = systemctl::run(&paths, &command).await?;
