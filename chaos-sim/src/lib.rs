@@ -139,6 +139,27 @@ impl ApiServer {
             .await
     }
 
+    /// Every object the server holds, with the resourceVersion and id counters, as JSON: enough
+    /// for [`ApiServer::restore`] to serve the same objects in another process (the kind
+    /// stand-in keeps its API across container restarts so).
+    pub fn snapshot(&self) -> Value {
+        self.lock().snapshot()
+    }
+
+    /// A server reporting `git_version` that serves the objects of a [`ApiServer::snapshot`],
+    /// with their uids and resourceVersions. Watches from before the snapshot get 410 Gone, as
+    /// after an etcd compaction, so clients relist.
+    pub fn restore(git_version: &str, snapshot: &Value) -> Result<Self, ApiError> {
+        let server = Self::new(git_version);
+        server.lock().restore(snapshot)?;
+        Ok(server)
+    }
+
+    /// The resourceVersion of the latest write: it changes with every write.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().resource_version()
+    }
+
     /// HTTP requests served so far, by every client.
     pub fn request_count(&self) -> u64 {
         self.inner.requests.load(Ordering::Relaxed)

@@ -135,12 +135,35 @@ pub struct Simulator {
 
 /// Starts the simulator's API and controllers, no simulated kubelets.
 pub fn start_simulator(version: &str, timings: Timings) -> Simulator {
-    let server = ApiServer::new(version);
-    let control_plane = ControlPlane::start_without_kubelets(server.clone(), timings);
-    Simulator {
-        server,
-        control_plane,
+    Simulator::start(ApiServer::new(version), timings)
+}
+
+impl Simulator {
+    /// Starts the controllers over `server` (a new one, or one restored from a snapshot).
+    pub fn start(server: ApiServer, timings: Timings) -> Self {
+        let control_plane = ControlPlane::start_without_kubelets(server.clone(), timings);
+        Self {
+            server,
+            control_plane,
+        }
     }
+}
+
+/// The server saved at `path`, if there is one.
+pub fn load_snapshot(path: &std::path::Path, version: &str) -> anyhow::Result<Option<ApiServer>> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    let snapshot: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("reading the API snapshot {}", path.display()))?;
+    let server = ApiServer::restore(version, &snapshot)
+        .map_err(|e| anyhow::anyhow!("restoring the API snapshot {}: {e}", path.display()))?;
+    Ok(Some(server))
+}
+
+/// Saves the server's objects to `path` (atomically).
+pub fn save_snapshot(server: &ApiServer, path: &std::path::Path) -> anyhow::Result<()> {
+    crate::paths::write_file(path, server.snapshot().to_string())
 }
 
 /// The unit's main: what `kubeadm` enabled, until the process is stopped.
@@ -161,9 +184,40 @@ pub async fn run(paths: &Paths) -> anyhow::Result<()> {
                 "serving the chaos-sim API {version} on :{port} (node-monitor-grace-period {:?}, default toleration {}s); no etcd: objects live in this process",
                 timings.node_monitor_grace, timings.default_toleration_seconds
             );
-            let sim = start_simulator(&version, timings);
-            serve_tls(sim.server.clone(), listener, acceptor).await;
-            drop(sim);
+            let snapshot = paths.api_snapshot();
+            let server = match load_snapshot(&snapshot, &version)? {
+                Some(server) => {
+                    println!("restored the API's objects from {}", snapshot.display());
+                    server
+                }
+                None => ApiServer::new(&version),
+            };
+            let sim = Simulator::start(server, timings);
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut saved_rv = None;
+            let serve = serve_tls(sim.server.clone(), listener, acceptor);
+            tokio::pin!(serve);
+            loop {
+                tokio::select! {
+                    () = &mut serve => return Ok(()),
+                    _ = term.recv() => break,
+                    () = tokio::time::sleep(Duration::from_secs(3)) => {
+                        let rv = Some(sim.server.resource_version());
+                        if rv != saved_rv {
+                            if let Err(e) = save_snapshot(&sim.server, &snapshot) {
+                                eprintln!("saving the API's objects: {e:#}");
+                            }
+                            saved_rv = rv;
+                        }
+                    }
+                }
+            }
+            save_snapshot(&sim.server, &snapshot)?;
+            println!(
+                "saved the API's objects to {}; stopping",
+                snapshot.display()
+            );
             Ok(())
         }
         Unit::Forward { port, target } => {

@@ -94,6 +94,13 @@ impl Paths {
         self.run_dir().join("containers.json")
     }
 
+    /// `/var/lib/chaos-standin/api.json`: the first control plane's API objects, saved
+    /// periodically and at stop, loaded at start (`/var` is a volume of kind's node containers,
+    /// so it outlives a container restart).
+    pub fn api_snapshot(&self) -> PathBuf {
+        self.at("/var/lib/chaos-standin/api.json")
+    }
+
     /// `/var/log/<unit>.log`.
     pub fn unit_log(&self, unit: &str) -> PathBuf {
         self.at("/var/log").join(format!("{unit}.log"))

@@ -22,9 +22,39 @@ impl Node {
         std::fs::create_dir_all(root.join("kind")).unwrap();
         std::fs::write(root.join("kind/version"), "v1.31.4\n").unwrap();
         std::fs::write(root.join("kind/kubeadm.conf"), kubeadm_conf).unwrap();
+        let entrypoint = Self::boot(&root);
+        Self { root, entrypoint }
+    }
+
+    /// `docker stop` then `docker start`: PID 1 stops its units and exits 0, /run is a fresh
+    /// tmpfs, and PID 1 boots again.
+    fn restart(&mut self) {
+        self.stop();
+        std::fs::remove_dir_all(self.root.join("run")).unwrap();
+        self.entrypoint = Self::boot(&self.root);
+    }
+
+    fn stop(&mut self) {
+        unsafe { libc_kill(self.entrypoint.id() as i32, 15) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.entrypoint.try_wait() {
+                assert!(
+                    status.success() || std::thread::panicking(),
+                    "entrypoint exit {status}"
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.entrypoint.kill();
+        panic!("the entrypoint did not stop within 10 s of SIGTERM");
+    }
+
+    fn boot(root: &Path) -> Child {
         let mut entrypoint = Command::new(AGENT)
             .arg("entrypoint")
-            .env("CHAOS_STANDIN_ROOT", &root)
+            .env("CHAOS_STANDIN_ROOT", root)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -43,7 +73,7 @@ impl Node {
                 eprintln!("{line}");
             }
         });
-        Self { root, entrypoint }
+        entrypoint
     }
 
     /// `docker exec <node> <role> args…`, with stdin.
@@ -187,7 +217,7 @@ fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
 #[test]
 fn kinds_command_lines_make_a_cluster_whose_nodes_fail_for_real() {
     let port = free_port();
-    let cp = Node::start("cp", &kubeadm_conf("bin-control-plane", port));
+    let mut cp = Node::start("cp", &kubeadm_conf("bin-control-plane", port));
     let init = cp.ok(
         "kubeadm",
         &[
@@ -318,6 +348,27 @@ fn kinds_command_lines_make_a_cluster_whose_nodes_fail_for_real() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "Unit containerd.service not found.\n"
+    );
+
+    // The first control plane's container restarts: its API comes back with its objects.
+    cp.restart();
+    wait_for(
+        "both nodes Ready after the restart",
+        Duration::from_secs(30),
+        || {
+            let out = cp.exec("kubectl", &[ADMIN, "get", "nodes", READY_PATH], "");
+            String::from_utf8_lossy(&out.stdout) == "'True True'"
+        },
+    );
+    assert_eq!(
+        cp.ok("kubectl", &[ADMIN, "apply", "-f", "-"], &cni),
+        "configmap/chaos-standin-cni configured\n",
+        "the ConfigMap created before the restart is still there"
+    );
+    assert_eq!(
+        cp.ok("systemctl", &["is-active", "kubelet"], ""),
+        "active\n",
+        "the kubelet boots again"
     );
     drop(worker);
     drop(cp);
