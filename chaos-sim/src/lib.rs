@@ -102,34 +102,62 @@ impl ApiServer {
     /// provider's lifecycle with a fake `kind`).
     #[cfg(feature = "serve-http")]
     pub async fn serve_http(self, listener: tokio::net::TcpListener) {
-        use http_body_util::BodyExt;
         while let Ok((stream, _)) = listener.accept().await {
-            let server = self.clone();
-            tokio::spawn(async move {
-                let respond = hyper::service::service_fn(
-                    move |request: http::Request<hyper::body::Incoming>| {
-                        let server = server.clone();
-                        async move {
-                            let (parts, body) = request.into_parts();
-                            let bytes = body
-                                .collect()
-                                .await
-                                .map(|c| c.to_bytes())
-                                .unwrap_or_default();
-                            let request = http::Request::from_parts(
-                                parts,
-                                kube::client::Body::from(bytes.to_vec()),
-                            );
-                            Ok::<_, Infallible>(service::handle(server, request).await)
-                        }
-                    },
-                );
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, respond)
-                    .await;
-            });
+            tokio::spawn(self.clone().serve_connection(stream));
         }
+    }
+
+    /// Serves this API over one HTTP/1.1 connection on any byte stream: a TCP stream, or a TLS
+    /// stream wrapped around one (the kind stand-in's kube-apiserver). Returns when the
+    /// connection closes; a broken connection is the client's business, so its error is only
+    /// returned, never logged here.
+    #[cfg(feature = "serve-http")]
+    pub async fn serve_connection<IO>(self, io: IO) -> Result<(), hyper::Error>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use http_body_util::BodyExt;
+        let server = self;
+        let respond =
+            hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let server = server.clone();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let bytes = body
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
+                    let request =
+                        http::Request::from_parts(parts, kube::client::Body::from(bytes.to_vec()));
+                    Ok::<_, Infallible>(service::handle(server, request).await)
+                }
+            });
+        let io = hyper_util::rt::TokioIo::new(io);
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(io, respond)
+            .await
+    }
+
+    /// Every object the server holds, with the resourceVersion and id counters, as JSON: enough
+    /// for [`ApiServer::restore`] to serve the same objects in another process (the kind
+    /// stand-in keeps its API across container restarts so).
+    pub fn snapshot(&self) -> Value {
+        self.lock().snapshot()
+    }
+
+    /// A server reporting `git_version` that serves the objects of a [`ApiServer::snapshot`],
+    /// with their uids and resourceVersions. Watches from before the snapshot get 410 Gone, as
+    /// after an etcd compaction, so clients relist.
+    pub fn restore(git_version: &str, snapshot: &Value) -> Result<Self, ApiError> {
+        let server = Self::new(git_version);
+        server.lock().restore(snapshot)?;
+        Ok(server)
+    }
+
+    /// The resourceVersion of the latest write: it changes with every write.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().resource_version()
     }
 
     /// HTTP requests served so far, by every client.

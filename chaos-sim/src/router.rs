@@ -9,6 +9,8 @@ use percent_encoding::percent_decode_str;
 pub(crate) enum Route {
     /// `/version`
     Version,
+    /// `/healthz`, `/readyz`, `/livez` (and their `/{check}` sub-paths): always `ok`.
+    Health,
     /// `/api`
     CoreVersions,
     /// `/apis`
@@ -40,6 +42,7 @@ pub(crate) fn parse_path(path: &str) -> Option<Route> {
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match segments.as_slice() {
         ["version"] => Some(Route::Version),
+        ["healthz" | "readyz" | "livez", ..] => Some(Route::Health),
         ["api"] => Some(Route::CoreVersions),
         ["apis"] => Some(Route::Groups),
         ["apis", group] => Some(Route::Group(group.to_string())),

@@ -99,6 +99,12 @@ fn dispatch(
     let store = server.lock();
     let registry = &store.registry;
     match route {
+        // kube-apiserver answers its health endpoints in plain text.
+        Route::Health => Ok(response(
+            200,
+            "text/plain; charset=utf-8",
+            Full::new(Bytes::from_static(b"ok")).boxed_unsync(),
+        )),
         Route::Version => Ok(json_response(
             200,
             &discovery::version(server.git_version()),

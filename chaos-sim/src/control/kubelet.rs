@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::{
     Controller, LEASE, NODE, POD, Timings, WatchEvent, condition_status, is, list, meta, micro_now,
-    modify, modify_pod, node_name, pod_ready, set_condition,
+    modify, modify_pod, node_name, pod_ready, pod_status,
 };
 use crate::{ApiServer, EventKind};
 
@@ -201,40 +201,8 @@ impl Kubelet {
         let host_ip = self.host_ip();
         modify(&self.server, NODE, "", &self.node, |node| {
             let before = node.clone();
-            let now = meta::now();
-            for (type_, status, reason, message) in [
-                (
-                    "MemoryPressure",
-                    "False",
-                    "KubeletHasSufficientMemory",
-                    "kubelet has sufficient memory available",
-                ),
-                (
-                    "DiskPressure",
-                    "False",
-                    "KubeletHasNoDiskPressure",
-                    "kubelet has no disk pressure",
-                ),
-                (
-                    "PIDPressure",
-                    "False",
-                    "KubeletHasSufficientPID",
-                    "kubelet has sufficient PID available",
-                ),
-                (
-                    "Ready",
-                    "True",
-                    "KubeletReady",
-                    "kubelet is posting ready status",
-                ),
-            ] {
-                if condition_status(node, type_) != status {
-                    set_condition(
-                        node,
-                        json!({"type": type_, "status": status, "reason": reason,
-                        "message": message, "lastHeartbeatTime": now}),
-                    );
-                }
+            if condition_status(node, "Ready") != "True" {
+                pod_status::post_node_ready(node);
             }
             if !node["status"]["addresses"].is_array() {
                 node["status"]["addresses"] = json!([
@@ -299,46 +267,7 @@ impl Kubelet {
     /// Containers being created; a pod that ran before lost its containers and restarts.
     fn write_starting(&self, pod: &Value) {
         let host_ip = self.host_ip();
-        self.write_status(pod, |pod| {
-            let now = meta::now();
-            let restarting = pod["status"]["containerStatuses"].is_array();
-            if !restarting {
-                pod["status"]["phase"] = "Pending".into();
-                pod["status"]["hostIP"] = host_ip.clone().into();
-                pod["status"]["hostIPs"] = json!([{"ip": host_ip}]);
-                pod["status"]["startTime"] = now.clone().into();
-            }
-            let previous = pod["status"]["containerStatuses"].clone();
-            let statuses: Vec<Value> = containers(pod)
-                .map(|c| {
-                    let old = previous
-                        .as_array()
-                        .and_then(|a| a.iter().find(|s| s["name"] == c["name"]));
-                    let mut status = json!({
-                        "name": c["name"], "image": c["image"], "imageID": "",
-                        "ready": false, "started": false, "restartCount": 0,
-                        "state": {"waiting": {"reason": "ContainerCreating"}},
-                    });
-                    let restarts = old.map_or(0, |o| o["restartCount"].as_u64().unwrap_or(0));
-                    status["restartCount"] = restarts.into();
-                    // Only containers that ran count a restart.
-                    if let Some(old) = old.filter(|o| !o["state"]["running"].is_null()) {
-                        status["restartCount"] = (restarts + 1).into();
-                        status["lastState"] = json!({"terminated": {
-                            "exitCode": 255, "reason": "Unknown",
-                            "startedAt": old["state"]["running"]["startedAt"], "finishedAt": now,
-                        }});
-                    }
-                    status
-                })
-                .collect();
-            pod["status"]["containerStatuses"] = statuses.into();
-            set_ready(pod, false);
-            set_condition(
-                pod,
-                json!({"type": "Initialized", "status": "True", "lastProbeTime": null}),
-            );
-        });
+        self.write_status(pod, |pod| pod_status::mark_starting(pod, &host_ip));
     }
 
     fn write_running(&self, pod: &Value) {
@@ -349,26 +278,7 @@ impl Kubelet {
                 format!("10.244.{}.{}", self.machine.index, n)
             }
         };
-        self.write_status(pod, |pod| {
-            let now = meta::now();
-            pod["status"]["phase"] = "Running".into();
-            pod["status"]["podIP"] = pod_ip.clone().into();
-            pod["status"]["podIPs"] = json!([{"ip": pod_ip}]);
-            if let Some(statuses) = pod["status"]["containerStatuses"].as_array_mut() {
-                for status in statuses {
-                    if status["state"]["running"].is_null() {
-                        status["state"] = json!({"running": {"startedAt": now}});
-                        let image = status["image"].as_str().unwrap_or_default().to_string();
-                        status["imageID"] = format!("docker.io/library/{image}").into();
-                        status["containerID"] =
-                            format!("containerd://{:064x}", rand::random::<u128>()).into();
-                    }
-                    status["ready"] = true.into();
-                    status["started"] = true.into();
-                }
-            }
-            set_ready(pod, true);
-        });
+        self.write_status(pod, |pod| pod_status::mark_running(pod, &pod_ip));
     }
 
     /// Writes the pod's status if it is still this pod, on this node.
@@ -392,33 +302,6 @@ impl Kubelet {
         }
         self.machine.containers().insert(uid.to_string());
         self.write_running(&pod);
-    }
-}
-
-fn containers(pod: &Value) -> impl Iterator<Item = &Value> {
-    pod["spec"]["containers"].as_array().into_iter().flatten()
-}
-
-/// `Ready` and `ContainersReady` together, as the kubelet's status manager sets them.
-fn set_ready(pod: &mut Value, ready: bool) {
-    let names: Vec<&str> = containers(pod).filter_map(|c| c["name"].as_str()).collect();
-    let message = format!("containers with unready status: [{}]", names.join(" "));
-    for type_ in ["ContainersReady", "Ready"] {
-        let condition = if ready {
-            json!({"type": type_, "status": "True", "lastProbeTime": null})
-        } else {
-            json!({"type": type_, "status": "False", "lastProbeTime": null,
-                   "reason": "ContainersNotReady", "message": message})
-        };
-        set_condition(pod, condition);
-        if ready && let Some(conditions) = pod["status"]["conditions"].as_array_mut() {
-            for c in conditions.iter_mut().filter(|c| c["type"] == type_) {
-                if let Some(c) = c.as_object_mut() {
-                    c.remove("reason");
-                    c.remove("message");
-                }
-            }
-        }
     }
 }
 

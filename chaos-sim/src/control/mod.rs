@@ -22,6 +22,7 @@ pub(super) mod eviction;
 mod gc;
 mod kubelet;
 mod node_lifecycle;
+pub mod pod_status;
 mod replicasets;
 mod scheduler;
 mod taint_eviction;
@@ -53,9 +54,26 @@ impl ControlPlane {
     ///
     /// Must be called inside a tokio runtime: the controllers are tasks on it.
     pub fn start(server: ApiServer, timings: Timings) -> Self {
+        Self::start_with(server, timings, true)
+    }
+
+    /// Starts every controller but no kubelets: the nodes' kubelets run elsewhere and talk to
+    /// the server over HTTP (the kind stand-in's nodes). The kubelet methods
+    /// ([`ControlPlane::stop_kubelet`] and the like) then do nothing, and
+    /// [`ControlPlane::kubelet_running`] is false.
+    ///
+    /// Must be called inside a tokio runtime: the controllers are tasks on it.
+    pub fn start_without_kubelets(server: ApiServer, timings: Timings) -> Self {
+        Self::start_with(server, timings, false)
+    }
+
+    fn start_with(server: ApiServer, timings: Timings, with_kubelets: bool) -> Self {
         let runtime = Handle::current();
         let kubelets = kubelet::Kubelets::new(server.clone(), timings.clone(), runtime.clone());
-        let tasks = vec![
+        if !with_kubelets {
+            kubelets.stop_all();
+        }
+        let mut tasks = vec![
             spawn(
                 &runtime,
                 &server,
@@ -69,7 +87,6 @@ impl ControlPlane {
                 replicasets::ReplicaSets::new(&server, &timings),
             ),
             spawn(&runtime, &server, scheduler::Scheduler::new(&server)),
-            spawn(&runtime, &server, kubelet::Manager::new(kubelets.clone())),
             spawn(
                 &runtime,
                 &server,
@@ -82,6 +99,13 @@ impl ControlPlane {
             ),
             spawn(&runtime, &server, disruption::Disruption::new(&server)),
         ];
+        if with_kubelets {
+            tasks.push(spawn(
+                &runtime,
+                &server,
+                kubelet::Manager::new(kubelets.clone()),
+            ));
+        }
         Self {
             server,
             timings,
@@ -369,6 +393,10 @@ fn pod_active(pod: &Value) -> bool {
             pod["status"]["phase"].as_str(),
             Some("Succeeded" | "Failed")
         )
+}
+
+fn containers(pod: &Value) -> impl Iterator<Item = &Value> {
+    pod["spec"]["containers"].as_array().into_iter().flatten()
 }
 
 fn node_name(pod: &Value) -> &str {
