@@ -21,7 +21,9 @@ suite=bookworm
 
 log() { echo "build-node-image: $*" >&2; }
 
-if docker image inspect "$image" >/dev/null 2>&1; then
+# Bumped whenever what goes into the image changes, so a cached older image is rebuilt.
+revision=2 # 2: ca-certificates (kube-rs with rustls loads the system's roots)
+if [ "$(docker image inspect --format '{{index .Config.Labels "io.chaos.node-image.revision"}}' "$image" 2>/dev/null)" = "$revision" ]; then
     log "$image exists"
     exit 0
 fi
@@ -37,7 +39,7 @@ root=$(mktemp -d /var/tmp/chaos-node.XXXXXX)
 trap 'rm -rf "$root" "$root.build.log"' EXIT
 
 log "debootstrap $suite into $root"
-debootstrap --variant=minbase --include=iptables,iproute2,procps,iputils-ping,kmod \
+debootstrap --variant=minbase --include=iptables,iproute2,procps,iputils-ping,kmod,ca-certificates \
     "$suite" "$root" "$mirror" >&2
 
 # PID 1: starts the kubelet as systemd would at boot, then waits. Bash as PID 1 gets no default
@@ -117,7 +119,7 @@ rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 rootfs="$image-rootfs"
 log "importing as $image"
 tar -C "$root" -c . | docker import --change 'ENTRYPOINT ["/usr/local/bin/entrypoint"]' - "$rootfs" >/dev/null
-dockerfile=$(printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\n' "$rootfs")
+dockerfile=$(printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\nLABEL io.chaos.node-image.revision=%s\n' "$rootfs" "$revision")
 if ! docker buildx version >/dev/null 2>&1; then
     export DOCKER_BUILDKIT=0
 fi

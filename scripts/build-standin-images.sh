@@ -14,7 +14,8 @@
 #   scripts/build-standin-images.sh [path/to/chaos-node-agent]
 #
 # Without a path, builds the agent with cargo (`$CARGO_TARGET_DIR`, default target/). Cached: an
-# image is rebuilt only when the agent binary or this script changed (label io.chaos.standin.hash).
+# image is rebuilt only when the agent binary, its manifests, the base image or this script
+# changed (label io.chaos.standin.hash).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,7 @@ if [ -z "$agent" ]; then
 fi
 [ -x "$agent" ] || { log "$agent is not an executable; build it with: cargo build -p chaos-standin"; exit 1; }
 
-hash=$(cat "$agent" "$0" chaos-standin/image/* | sha256sum | cut -c1-16)
+hash=$({ cat "$agent" "$0" chaos-standin/image/*; docker image inspect --format '{{.Id}}' chaos-node:bookworm; } | sha256sum | cut -c1-16)
 
 # The value of our label on an image, empty if the image or the label is missing.
 label_of() {
@@ -51,6 +52,8 @@ build() {
     context=$(mktemp -d /var/tmp/chaos-standin.XXXXXX)
     trap 'rm -rf "$context"' RETURN
     cp "$agent" "$context/chaos-node-agent"
+    # A debug build carries ~100 MB of debug info that no node needs.
+    strip --strip-debug "$context/chaos-node-agent" 2>/dev/null || true
     cp chaos-standin/image/* "$context/"
     printf '%s\nLABEL %s=%s %s.hash=%s\n' "$dockerfile" "$label" "$kind" "$label" "$hash" >"$context/Dockerfile"
     if ! docker buildx version >/dev/null 2>&1; then
@@ -72,7 +75,7 @@ COPY chaos-node-agent /usr/local/bin/chaos-node-agent
 COPY default-cni.yaml default-storage.yaml /kind/manifests/
 RUN set -e; rm -f /usr/local/bin/entrypoint /usr/local/bin/kubelet /usr/bin/systemctl; \
     for link in /usr/local/bin/entrypoint /usr/bin/systemctl /usr/bin/kubeadm /usr/bin/kubectl \
-                /usr/local/bin/kubelet /usr/local/bin/kube-apiserver; do \
+                /usr/local/bin/kubelet /usr/local/bin/kube-apiserver /usr/bin/journalctl /usr/bin/crictl; do \
         ln -s /usr/local/bin/chaos-node-agent "$link"; \
     done; \
     echo v0.0.0-standin-base > /kind/version
@@ -95,4 +98,6 @@ STOPSIGNAL SIGTERM
 EOF
 )"
 fi
+# Earlier builds of these tags, now untagged.
+docker image prune -f --filter "label=$label" >/dev/null
 log "done in $(($(date +%s) - start)) s"

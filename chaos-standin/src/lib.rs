@@ -20,13 +20,14 @@ pub mod kubeadm;
 pub mod kubeconfig;
 pub mod kubectl;
 pub mod kubelet;
+pub mod logs;
 pub mod paths;
 pub mod pki;
 pub mod systemctl;
 pub mod wait;
 
 /// The roles of the multi-call binary, by the name it is called as.
-pub const ROLES: [&str; 7] = [
+pub const ROLES: [&str; 9] = [
     "entrypoint",
     "systemctl",
     "kubeadm",
@@ -34,6 +35,8 @@ pub const ROLES: [&str; 7] = [
     "kubelet",
     "kube-apiserver",
     "envoy",
+    "journalctl",
+    "crictl",
 ];
 
 /// An error that says what the stand-in does not do, as opposed to a failure of what it does.

@@ -1,6 +1,6 @@
 //! `chaos-node-agent`: the multi-call binary of the kind stand-in images. It runs as the role
 //! named by the basename of `argv[0]` (its symlinks: `entrypoint`, `systemctl`, `kubeadm`,
-//! `kubectl`, `kubelet`, `kube-apiserver`, `envoy`), or by its first argument
+//! `kubectl`, `kubelet`, `kube-apiserver`, `envoy`, `journalctl`, `crictl`), or by its first argument
 //! (`chaos-node-agent kubeadm init …`).
 
 use std::process::ExitCode;
@@ -84,6 +84,14 @@ fn main() -> ExitCode {
             "envoy" => {
                 let bootstrap = envoy::parse_args(&args)?;
                 envoy::run(&bootstrap).await.map(|()| 0)
+            }
+            "journalctl" => {
+                print!("{}", chaos_standin::logs::journalctl(&paths, &args)?);
+                Ok(0)
+            }
+            "crictl" => {
+                print!("{}", chaos_standin::logs::crictl(&args)?);
+                Ok(0)
             }
             other => unreachable!("{other} is in ROLES"),
         }
