@@ -15,7 +15,10 @@
 //! TLS; a connect is what the stand-in does), with `unhealthy_threshold` and
 //! `healthy_threshold`; as in Envoy, a new endpoint is unhealthy until its first check passes,
 //! and when fewer than half are healthy (Envoy's default `healthy_panic_threshold` of 50 %)
-//! traffic goes to all of them. The admin port is not served.
+//! traffic goes to all of them. Unlike Envoy's `tcp_proxy` (one connect attempt by default), a
+//! connection whose endpoint refuses is tried on the others, in turn: during kind's HA creation
+//! only the first control plane serves until the others join, and kind's `kubectl` calls through
+//! the load balancer do not retry. The admin port is not served.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -184,6 +187,28 @@ struct ClusterState {
 }
 
 impl ClusterState {
+    /// The endpoints to try for one connection, in order: the next round robin among the
+    /// healthy ones (all of them in panic mode or without health checks), then the rest of
+    /// that pool, then every other endpoint.
+    fn attempts(&mut self) -> Vec<(String, u16)> {
+        let Some(first) = self.pick() else {
+            return Vec::new();
+        };
+        let all = &self.config.endpoints;
+        let start = all.iter().position(|e| *e == first).unwrap_or(0);
+        let healthy = |e: &(String, u16)| self.health.get(e).is_some_and(|h| h.healthy);
+        let rotated = all[start..].iter().chain(&all[..start]);
+        let mut order: Vec<(String, u16)> = vec![first.clone()];
+        order.extend(
+            rotated
+                .clone()
+                .filter(|e| **e != first && healthy(e))
+                .cloned(),
+        );
+        order.extend(rotated.filter(|e| **e != first && !healthy(e)).cloned());
+        order
+    }
+
     /// The next endpoint round robin among the healthy ones (all of them in panic mode or
     /// without health checks).
     fn pick(&mut self) -> Option<(String, u16)> {
@@ -329,18 +354,23 @@ async fn serve(listener: TcpListener, cluster: String, clusters: Clusters) {
         };
         let picked = lock(&clusters)
             .get_mut(&cluster)
-            .map(|state| (state.pick(), state.config.connect_timeout));
-        let Some((Some((host, port)), timeout)) = picked else {
+            .map(|state| (state.attempts(), state.config.connect_timeout));
+        let Some((attempts, timeout)) = picked.filter(|(a, _)| !a.is_empty()) else {
             eprintln!("{peer}: cluster {cluster} has no endpoint; closing");
             continue;
         };
+        let cluster = cluster.clone();
         tokio::spawn(async move {
-            match connect(&host, port, timeout).await {
-                Ok(mut outbound) => {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            for (host, port) in attempts {
+                match connect(&host, port, timeout).await {
+                    Ok(mut outbound) => {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        return;
+                    }
+                    Err(e) => eprintln!("{peer}: connecting to {host}:{port}: {e:#}"),
                 }
-                Err(e) => eprintln!("{peer}: connecting to {host}:{port}: {e:#}"),
             }
+            eprintln!("{peer}: no endpoint of {cluster} accepted the connection; closing");
         });
     }
 }
@@ -609,5 +639,36 @@ admin:
         let picks: std::collections::HashSet<String> =
             (0..3).map(|_| state.pick().unwrap().0).collect();
         assert_eq!(picks.len(), 3);
+    }
+
+    #[test]
+    fn a_connection_tries_healthy_endpoints_first_then_the_rest_each_once() {
+        let mut cluster = parse_clusters(CDS).unwrap().remove(0);
+        cluster.endpoints.push(("third".into(), 6443));
+        let mut state = ClusterState {
+            config: cluster.clone(),
+            health: HashMap::new(),
+            next: 0,
+        };
+        for e in &cluster.endpoints {
+            let healthy = e.0 != "ha-control-plane2";
+            state.health.insert(
+                e.clone(),
+                Health {
+                    healthy,
+                    ..Health::default()
+                },
+            );
+        }
+        let names =
+            |order: Vec<(String, u16)>| -> Vec<String> { order.into_iter().map(|e| e.0).collect() };
+        assert_eq!(
+            names(state.attempts()),
+            ["ha-control-plane", "third", "ha-control-plane2"]
+        );
+        assert_eq!(
+            names(state.attempts()),
+            ["third", "ha-control-plane", "ha-control-plane2"]
+        );
     }
 }
