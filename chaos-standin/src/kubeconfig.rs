@@ -93,6 +93,9 @@ pub async fn client(
         config.read_timeout = timeout;
         config.write_timeout = timeout;
     }
+    // kube 5 retries 429/503/504 with backoff up to 1000 s (kube-client 5.0.0
+    // `client/builder.rs`); a kubelet's next heartbeat is its retry, as on a real node.
+    config.default_retry = false;
     Ok(kube::Client::try_from(config)?)
 }
 

@@ -201,7 +201,14 @@ impl KindProvider {
             context: Some(format!("kind-{cluster}")),
             ..Default::default()
         };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+        // kube 5 retries 429, 503 and 504 by default, up to 15 times with backoff growing to
+        // 1000 s (`RetryPolicy::server_retry`, kube-client 5.0.0 `client/builder.rs`). An
+        // eviction a PodDisruptionBudget refuses is a 429 (Kubernetes API: "Eviction"), and an
+        // API server a fault took down answers 503 through the load balancer: both must reach
+        // our own waits and timeouts, not stall a test for minutes. The sim's client has no
+        // such layer, so the providers also answer alike.
+        config.default_retry = false;
         Ok(kube::Client::try_from(config)?)
     }
 
