@@ -45,17 +45,34 @@ impl FaultContext {
 
     /// Cordons the node and evicts its pods through the eviction API, which honours
     /// PodDisruptionBudgets: an eviction a budget refuses (429) is retried until `timeout`.
+    /// Returns once no pod but DaemonSet and static (mirror) pods is left on the node, as
+    /// `kubectl drain` does: on a real cluster an evicted pod terminates for its grace period
+    /// (deletionTimestamp set, still on the node) before it is gone.
     pub(crate) async fn drain(&self, node: &str, timeout: Duration) -> anyhow::Result<Fault> {
         let fault = self.cordon(node).await?;
         let pods: Api<Pod> = Api::all(self.client.clone());
         let started = Instant::now();
         loop {
-            let on_node = pods
+            let on_node: Vec<Pod> = pods
                 .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
-                .await?;
+                .await?
+                .items
+                .into_iter()
+                .filter(|p| !is_daemonset_pod(p) && !is_mirror_pod(p))
+                .collect();
+            if on_node.is_empty() {
+                self.timeline
+                    .record(EntryKind::Fault, format!("drain {node}: done"));
+                return Ok(fault);
+            }
             let mut refused = Vec::new();
-            for pod in on_node.items.iter().filter(|p| !is_daemonset_pod(p)) {
+            let mut terminating = Vec::new();
+            for pod in &on_node {
                 let (ns, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
+                if pod.metadata.deletion_timestamp.is_some() {
+                    terminating.push(format!("{ns}/{name}"));
+                    continue;
+                }
                 match Api::<Pod>::namespaced(self.client.clone(), &ns)
                     .evict(&name, &EvictParams::default())
                     .await
@@ -74,19 +91,21 @@ impl FaultContext {
                     }
                 }
             }
-            if refused.is_empty() {
-                self.timeline
-                    .record(EntryKind::Fault, format!("drain {node}: done"));
-                return Ok(fault);
-            }
             if started.elapsed() >= timeout {
+                let waited = humantime::format_duration(timeout);
+                if !refused.is_empty() {
+                    bail!(
+                        "drain {node} timed out after {waited}: a PodDisruptionBudget still refuses to evict {}",
+                        refused.join(", ")
+                    );
+                }
                 bail!(
-                    "drain {node} timed out after {}: a PodDisruptionBudget still refuses to evict {}",
-                    humantime::format_duration(timeout),
-                    refused.join(", ")
+                    "drain {node} timed out after {waited}: evicted pods still terminating there: {} \
+                     (give drain a timeout longer than their termination grace period)",
+                    terminating.join(", ")
                 );
             }
-            tokio::time::sleep(Duration::from_millis(500)).await; // The budget frees up as replacements get ready.
+            tokio::time::sleep(Duration::from_millis(500)).await; // Budgets free up as replacements get ready.
         }
     }
 
@@ -138,6 +157,12 @@ async fn set_unschedulable(client: &Client, node: &str, unschedulable: bool) -> 
             )
         })?;
     Ok(())
+}
+
+/// A static pod's mirror: the kubelet owns it, and the API cannot evict it (`kubectl drain`
+/// skips them; annotation `kubernetes.io/config.mirror`, Kubernetes `pkg/kubelet/types`).
+fn is_mirror_pod(pod: &Pod) -> bool {
+    pod.annotations().contains_key("kubernetes.io/config.mirror")
 }
 
 fn is_daemonset_pod(pod: &Pod) -> bool {
