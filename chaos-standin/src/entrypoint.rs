@@ -32,6 +32,13 @@ pub const READY_LINE: &str = "Reached target multi-user.target - Multi-User Syst
 
 /// systemd's `RestartSec` of kindest/node's units.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
+/// A node booting again (kubeadm had configured it: a `docker start` or `restart`) starts its
+/// units this much after boot. On a real node systemd brings containerd up before the kubelet
+/// (kindest/node's `kubelet.service`: `After=containerd.service`), and the kubelet's first status
+/// comes seconds after boot. Without it the agent would heartbeat within milliseconds of `docker
+/// start`, before a fault that outlives the boot (a partition the fault ledger puts back) is in
+/// place again, which no real node could.
+const REBOOT_DELAY: Duration = Duration::from_secs(3);
 /// How long a unit has to exit after SIGTERM before SIGKILL (systemd: 90 s; kept short).
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -200,8 +207,12 @@ pub async fn run(paths: &Paths) -> anyhow::Result<()> {
     let mut rtmin3 = signal(SignalKind::from_raw(libc::SIGRTMIN() + 3))?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut units: HashMap<&'static str, UnitState> = HashMap::new();
+    let rebooted = UNITS.iter().any(|unit| configured(paths, unit));
+    let units_from = Instant::now() + if rebooted { REBOOT_DELAY } else { Duration::ZERO };
     loop {
-        tick(paths, &mut units, false);
+        if Instant::now() >= units_from {
+            tick(paths, &mut units, false);
+        }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = term.recv() => break,

@@ -119,13 +119,15 @@ impl FaultLedger {
 
     /// `docker start`. If the node was down, it boots afresh (kubelet started, a new network
     /// namespace without netem or partition rules), so the stop, kill, kubelet-stop and netem
-    /// faults recorded for it are no longer in effect and leave the ledger. Returns whether it
-    /// booted afresh (it was down).
+    /// faults recorded for it are no longer in effect and leave the ledger, while the partitions
+    /// and isolations it is part of are put back ([`FaultLedger::reapply_partitions`]): they
+    /// last until their own undo. Returns whether it booted afresh (it was down).
     pub async fn start(&self, node: &str) -> Result<bool, DockerError> {
         let was_running = self.docker.node(node).await?.running;
         self.docker.run(Some(node), &["start", node]).await?;
         if !was_running {
             self.forget_node_state(node);
+            self.reapply_partitions(node).await?;
         }
         Ok(!was_running)
     }
@@ -135,7 +137,7 @@ impl FaultLedger {
     pub async fn restart(&self, node: &str) -> Result<(), DockerError> {
         self.docker.run(Some(node), &["restart", node]).await?;
         self.forget_node_state(node);
-        Ok(())
+        self.reapply_partitions(node).await
     }
 
     /// `docker pause`: every process of the node frozen (cgroup freezer); peers see silence, and
@@ -248,6 +250,15 @@ impl FaultLedger {
         };
         let errors = record.undo.run(&self.docker).await;
         if errors.is_empty() {
+            // Undoing a stop or a kill boots the node afresh, as `start` does.
+            if let Undo::Start(node) = &record.undo {
+                self.forget_node_state(node);
+                if let Err(error) = self.reapply_partitions(node).await {
+                    return Err(HealError {
+                        failures: vec![(record.description, error)],
+                    });
+                }
+            }
             return Ok(());
         }
         let failures = errors
@@ -325,6 +336,77 @@ impl FaultLedger {
             undo,
         });
         id
+    }
+
+    /// Puts back the partitions and isolations `node` is part of after it booted afresh: its own
+    /// rules went with its old network namespace, and it may have another address, which the
+    /// other nodes' rules do not match (Docker gives a started container a free address, not
+    /// its old one: kind#2045). Each such partition is planned again with the addresses of now,
+    /// its new rules applied and then its old ones removed, under the same fault id. Nodes that are
+    /// down or paused keep their old rules (nothing can be run in them) and get none anew.
+    async fn reapply_partitions(&self, node: &str) -> Result<(), DockerError> {
+        let ids: Vec<FaultId> = self
+            .records()
+            .iter()
+            .filter(|r| {
+                matches!(r.description.fault, NodeFault::Partition { .. })
+                    && r.description.nodes.iter().any(|n| n == node)
+            })
+            .map(|r| r.description.id)
+            .collect();
+        for id in ids {
+            let Some(mut record) = self.take(id) else {
+                continue;
+            };
+            let replanned = self.replan(&record).await;
+            if let Ok(rules) = &replanned {
+                let old = match &record.undo {
+                    Undo::RemoveRules(old) => old.clone(),
+                    _ => Vec::new(),
+                };
+                // Old rules of the nodes that got new ones go; down or paused nodes keep theirs.
+                let (stale, kept): (Vec<_>, Vec<_>) = old
+                    .into_iter()
+                    .partition(|r| rules.iter().any(|new| new.node == r.node));
+                Undo::RemoveRules(stale).run(&self.docker).await;
+                record.undo = Undo::RemoveRules([rules.clone(), kept].concat());
+            }
+            self.put_back(record);
+            replanned?;
+        }
+        Ok(())
+    }
+
+    /// A recorded partition's rules for the addresses of now, applied in its running nodes.
+    async fn replan(&self, record: &Record) -> Result<Vec<partition::NodeRules>, DockerError> {
+        let NodeFault::Partition { a, b } = &record.description.fault else {
+            return Ok(Vec::new());
+        };
+        let up = |side: Vec<NodeContainer>| -> Vec<NodeContainer> {
+            side.into_iter().filter(|n| n.running && !n.paused).collect()
+        };
+        fn names(side: &[String]) -> Vec<&str> {
+            side.iter().map(String::as_str).collect()
+        }
+        let a = up(self.nodes(&names(a)).await?);
+        let b = up(self.nodes(&names(b)).await?);
+        // A comment of its own, so that removing the old rules afterwards, which may be the
+        // same rules, leaves these in place: the partition holds throughout.
+        let comment = format!(
+            "chaos-fault-{}-{}-{}",
+            std::process::id(),
+            record.description.id.0,
+            next_id().0
+        );
+        let rules = partition::plan(&self.docker, &a, &b, &comment).await?;
+        let applied =
+            futures::future::join_all(rules.iter().map(|r| partition::apply(&self.docker, r)))
+                .await;
+        if let Some(error) = applied.into_iter().find_map(Result::err) {
+            Undo::RemoveRules(rules).run(&self.docker).await;
+            return Err(error);
+        }
+        Ok(rules)
     }
 
     /// Drops the faults a fresh boot of `node` ends: stop, kill, kubelet stop, netem.
