@@ -2,17 +2,10 @@
 //! 1 + 3 one; an app deployed, versions checked per node, and every node fault seen through the
 //! API as the node going NotReady and coming back after its undo.
 //!
-//! Where it runs:
-//! - `CHAOS_E2E=kind`: on real `kindest/node` images (needs Docker, kind, and a registry: see
-//!   `.github/workflows/e2e-kind.yml`);
-//! - otherwise, where Docker is up: on stand-in kind (`CHAOS_KIND_STANDIN=1`). `main` installs kind
-//!   (`scripts/install-kind.sh`) and builds the stand-in images (`scripts/build-standin-images.sh`,
-//!   cached) first;
-//! - without Docker every test is reported as ignored, with the reason, unless
-//!   `CHAOS_REQUIRE_DOCKER=1`, which makes that a failure.
+//! Where it runs: on real kind images with `CHAOS_E2E=kind`, else on stand-in kind where Docker is
+//! up (`tests/standin/mod.rs`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use chaos_runtime::k8s_openapi::api::apps::v1::Deployment;
@@ -22,6 +15,8 @@ use chaos_runtime::kube::runtime::watcher;
 use chaos_runtime::kube::{Api, Client};
 use chaos_runtime::prelude::*;
 use chaos_runtime::wait;
+
+mod standin;
 
 const APP: &str = r#"{
   "apiVersion": "apps/v1", "kind": "Deployment",
@@ -340,143 +335,108 @@ async fn ha_isolate_takes_a_worker_down_and_heals(cluster: &Cluster) -> anyhow::
     down_and_back(cluster, worker, worker.isolate().await?).await
 }
 
-/// Where the suite runs: real kind images with `CHAOS_E2E=kind`, else stand-in kind where Docker
-/// is up (set up here, before the harness), else nowhere (ignored, with the reason).
-fn main() -> ExitCode {
-    let package = env!("CARGO_PKG_NAME");
-    let listing = std::env::args().any(|a| a == "--list");
-    if std::env::var("CHAOS_E2E").is_ok_and(|v| v == "kind") {
-        return chaos_runtime::__private::run_main(package, Suite::OnProvider("kind"));
+/// The test a child run of the next test runs, and is killed in: it leaves a worker paused (as a
+/// fault left in place would), says which cluster it runs on through the file in
+/// `E2E_CHILD_MARKER`, and with `E2E_CHILD_WAIT` waits to be killed.
+#[chaos_test(
+    masters = 1,
+    workers = 1,
+    timeout = "10m",
+    ignore = "run by single_master_a_run_killed_mid_test_leaves_nothing_after_the_next_run, as a child process"
+)]
+async fn a_run_to_be_killed(cluster: &Cluster) -> anyhow::Result<()> {
+    cluster.workers()[0].pause().await?.keep();
+    if let Some(marker) = std::env::var_os("E2E_CHILD_MARKER") {
+        std::fs::write(marker, cluster.name())?;
     }
-    if listing {
-        return chaos_runtime::__private::run_main(package, Suite::OnProvider("kind"));
-    }
-    let required = match chaos_runtime::__private::flag("CHAOS_REQUIRE_DOCKER") {
-        Ok(required) => required,
-        Err(err) => {
-            eprintln!("e2e_kind: {err:#}");
-            return ExitCode::from(2);
-        }
-    };
-    match set_up_standin() {
-        Ok(()) => {
-            let code = chaos_runtime::__private::run_main(package, Suite::OnProvider("kind"));
-            match leftover_containers() {
-                Ok(left) if left.is_empty() => code,
-                Ok(left) => {
-                    eprintln!(
-                        "e2e_kind: FAILED: containers of this suite's clusters are left: {}",
-                        left.join(", ")
-                    );
-                    ExitCode::from(101)
-                }
-                Err(err) => {
-                    eprintln!("e2e_kind: FAILED: could not list containers: {err:#}");
-                    ExitCode::from(101)
-                }
-            }
-        }
-        Err(err) if required => {
-            eprintln!(
-                "e2e_kind: FAILED: stand-in kind could not be set up (CHAOS_REQUIRE_DOCKER=1): {err:#}"
-            );
-            ExitCode::from(101)
-        }
-        Err(err) => {
-            let reason = format!(
-                "stand-in kind could not be set up ({err:#}); CHAOS_E2E=kind runs on real kind images"
-            );
-            chaos_runtime::__private::run_main(package, Suite::Ignored(reason.leak()))
-        }
-    }
-}
-
-use chaos_runtime::__private::Suite;
-
-/// Installs kind and builds the stand-in images (both cached), then points the harness at them:
-/// `CHAOS_PROVIDER=kind CHAOS_KIND_STANDIN=1`.
-fn set_up_standin() -> anyhow::Result<()> {
-    let docker = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    anyhow::ensure!(
-        docker.is_ok_and(|s| s.success()),
-        "no Docker daemon answers `docker info`"
-    );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let on_path = |program: &str| {
-        std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-        })
-    };
-    if std::env::var_os("CHAOS_KIND").is_none() && !on_path("kind") {
-        let kind = script(&root.join("scripts/install-kind.sh"), &[])?;
-        // SAFETY: single-threaded here: the harness has not started yet.
-        unsafe { std::env::set_var("CHAOS_KIND", kind.trim()) };
-    }
-    // `cargo test` builds the agent with the workspace (chaos-standin has integration tests);
-    // elsewhere the script builds it.
-    let agent = agent_binary();
-    let args: Vec<&str> = agent.iter().filter_map(|p| p.to_str()).collect();
-    script(&root.join("scripts/build-standin-images.sh"), &args)?;
-    // SAFETY: as above.
-    unsafe {
-        std::env::set_var("CHAOS_PROVIDER", "kind");
-        std::env::set_var("CHAOS_KIND_STANDIN", "1");
+    if std::env::var_os("E2E_CHILD_WAIT").is_some() {
+        tokio::time::sleep(Duration::from_secs(9 * 60)).await;
     }
     Ok(())
 }
 
-/// Containers of kind clusters this project names (`chaos-…`) still there after the suite,
-/// unless clusters were to be kept (`CHAOS_KEEP`, `CHAOS_REUSE`). Test binaries run one at a time
-/// under `cargo test`, so any such container is this suite's.
-fn leftover_containers() -> anyhow::Result<Vec<String>> {
-    for keeps in ["CHAOS_KEEP", "CHAOS_REUSE"] {
-        if chaos_runtime::__private::flag(keeps)? {
-            return Ok(Vec::new());
+/// A run killed by SIGKILL in the middle of a test cannot clean up: its cluster, a worker paused,
+/// stays. The next run removes every container of it before it starts anything (the ownership
+/// records of `chaos-runtime/src/provider/kind/ownership.rs`; `cargo chaos gc` does the same).
+#[chaos_test(masters = 1, workers = 3, timeout = "20m")]
+async fn single_master_a_run_killed_mid_test_leaves_nothing_after_the_next_run(
+    _cluster: &Cluster,
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let dir = std::env::temp_dir().join(format!("e2e-killed-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (marker, log) = (dir.join("cluster"), dir.join("first-run.log"));
+    let _ = std::fs::remove_file(&marker);
+    let output = std::fs::File::create(&log)?;
+    let mut first = tokio::process::Command::new(&exe)
+        .args(["--ignored", "a_run_to_be_killed"])
+        .env("E2E_CHILD_MARKER", &marker)
+        .env("E2E_CHILD_WAIT", "1")
+        .stdout(output.try_clone()?)
+        .stderr(output)
+        .kill_on_drop(true)
+        .spawn()?;
+    let log_tail = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let cluster = loop {
+        if let Some(cluster) = std::fs::read_to_string(&marker)
+            .ok()
+            .filter(|c| !c.is_empty())
+        {
+            break cluster;
         }
-    }
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            "label=io.x-k8s.kind.cluster",
-            "--format",
-            "{{.Names}} {{.Label \"io.x-k8s.kind.cluster\"}}",
-        ])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "docker ps failed ({})", out.status);
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| line.split_once(' '))
-        .filter(|(_, cluster)| cluster.starts_with("chaos-") && !cluster.starts_with("chaos-fx"))
-        .map(|(name, _)| name.to_owned())
-        .collect())
-}
-
-/// `target/<profile>/chaos-node-agent`, next to this test's `deps/` directory, if it was built.
-fn agent_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let profile_dir = exe.parent()?.parent()?;
-    let agent = profile_dir.join("chaos-node-agent");
-    agent.is_file().then_some(agent)
-}
-
-/// Runs a project script, its progress on our stderr; returns its stdout.
-fn script(path: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(path)
-        .args(args)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| anyhow::anyhow!("could not run {}: {e}", path.display()))?;
+        if let Some(status) = first.try_wait()? {
+            anyhow::bail!(
+                "the child run ended ({status}) before it could be killed; its output:\n{}",
+                log_tail()
+            );
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "waited 300 s for the child run to be inside its test; its output so far:\n{}",
+            log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    first.start_kill()?; // SIGKILL
+    first.wait().await?;
+    let left: Vec<_> = standin::kind_containers()?
+        .into_iter()
+        .filter(|c| c.cluster == cluster)
+        .collect();
     anyhow::ensure!(
-        out.status.success(),
-        "{} failed ({})",
-        path.display(),
-        out.status
+        left.len() == 2,
+        "a killed run leaves its 1 + 1 cluster, but {left:?} is left of {cluster}"
     );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+
+    let next = tokio::process::Command::new(&exe)
+        .args(["--ignored", "a_run_to_be_killed"])
+        .output()
+        .await?;
+    let said = String::from_utf8_lossy(&next.stderr);
+    anyhow::ensure!(
+        next.status.success(),
+        "the next run failed:\n{said}{}",
+        String::from_utf8_lossy(&next.stdout)
+    );
+    anyhow::ensure!(
+        said.lines()
+            .any(|l| l.contains("left by runs that ended") && l.contains(&cluster)),
+        "the next run does not say it removed {cluster}:\n{said}"
+    );
+    let left: Vec<_> = standin::kind_containers()?
+        .into_iter()
+        .filter(|c| c.cluster == cluster)
+        .collect();
+    anyhow::ensure!(left.is_empty(), "left after the next run: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    standin::main(env!("CARGO_PKG_NAME"), "e2e_kind")
 }

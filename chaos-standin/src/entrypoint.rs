@@ -208,7 +208,12 @@ pub async fn run(paths: &Paths) -> anyhow::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut units: HashMap<&'static str, UnitState> = HashMap::new();
     let rebooted = UNITS.iter().any(|unit| configured(paths, unit));
-    let units_from = Instant::now() + if rebooted { REBOOT_DELAY } else { Duration::ZERO };
+    let units_from = Instant::now()
+        + if rebooted {
+            REBOOT_DELAY
+        } else {
+            Duration::ZERO
+        };
     loop {
         if Instant::now() >= units_from {
             tick(paths, &mut units, false);

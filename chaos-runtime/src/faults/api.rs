@@ -162,7 +162,8 @@ async fn set_unschedulable(client: &Client, node: &str, unschedulable: bool) -> 
 /// A static pod's mirror: the kubelet owns it, and the API cannot evict it (`kubectl drain`
 /// skips them; annotation `kubernetes.io/config.mirror`, Kubernetes `pkg/kubelet/types`).
 fn is_mirror_pod(pod: &Pod) -> bool {
-    pod.annotations().contains_key("kubernetes.io/config.mirror")
+    pod.annotations()
+        .contains_key("kubernetes.io/config.mirror")
 }
 
 fn is_daemonset_pod(pod: &Pod) -> bool {

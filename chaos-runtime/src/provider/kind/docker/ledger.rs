@@ -383,7 +383,9 @@ impl FaultLedger {
             return Ok(Vec::new());
         };
         let up = |side: Vec<NodeContainer>| -> Vec<NodeContainer> {
-            side.into_iter().filter(|n| n.running && !n.paused).collect()
+            side.into_iter()
+                .filter(|n| n.running && !n.paused)
+                .collect()
         };
         fn names(side: &[String]) -> Vec<&str> {
             side.iter().map(String::as_str).collect()
