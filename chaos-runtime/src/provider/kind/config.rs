@@ -104,7 +104,7 @@ pub fn render(
         .map(|node| kubeadm_api(installed, node.version.minor))
         .collect();
     let kubeadm_config_patches = match options.fast_failure_detection {
-        true => fast_failure_detection_patches(&apis)?,
+        true => fast_failure_detection_patches(&apis, topology.masters() > 1)?,
         false => Vec::new(),
     };
     let cluster = Cluster {
@@ -182,10 +182,22 @@ impl KubeadmApi {
     }
 }
 
-/// Controller manager: check nodes every 2s, and mark one NotReady 16s after its last lease
-/// renewal (default 40s, 50s from 1.32).
+/// Controller manager with one control plane: check nodes every 2s, and mark one NotReady 16s
+/// after its last lease renewal (default 40s, 50s from 1.32).
 const CONTROLLER_MANAGER_ARGS: &[(&str, &str)] = &[
     ("node-monitor-grace-period", "16s"),
+    ("node-monitor-period", "2s"),
+];
+
+/// Controller manager with several control planes: the grace period must exceed the kubelet's
+/// HTTP/2 health check, ping timeout plus read-idle timeout (15 s + 30 s), the time a kubelet
+/// takes to give up a connection to an API server that went silent
+/// (kube-controller-manager `--node-monitor-grace-period` help; Kubernetes 1.32 raised the
+/// default from 40 s to 50 s for it). In HA a fault on one control plane silences the
+/// connections of the kubelets the load balancer sent there: with 16 s, healthy nodes would be
+/// marked NotReady. One control plane down is the whole API down, so 16 s is safe there.
+const HA_CONTROLLER_MANAGER_ARGS: &[(&str, &str)] = &[
+    ("node-monitor-grace-period", "50s"),
     ("node-monitor-period", "2s"),
 ];
 
@@ -276,13 +288,20 @@ struct KubeletConfigurationPatch {
 ///
 /// The `KubeletConfiguration` is `kubelet.config.k8s.io/v1beta1` whatever the kubeadm API, so its
 /// patch has no `apiVersion`.
-fn fast_failure_detection_patches(apis: &BTreeSet<KubeadmApi>) -> anyhow::Result<Vec<LitString>> {
+fn fast_failure_detection_patches(
+    apis: &BTreeSet<KubeadmApi>,
+    ha: bool,
+) -> anyhow::Result<Vec<LitString>> {
+    let controller_manager_args = match ha {
+        true => HA_CONTROLLER_MANAGER_ARGS,
+        false => CONTROLLER_MANAGER_ARGS,
+    };
     let cluster_configuration =
         |api: KubeadmApi, api_version: Option<&'static str>| ClusterConfigurationPatch {
             api_version,
             kind: "ClusterConfiguration",
             controller_manager: ControlPlaneComponent {
-                extra_args: ExtraArgs::new(api, CONTROLLER_MANAGER_ARGS),
+                extra_args: ExtraArgs::new(api, controller_manager_args),
             },
             api_server: ControlPlaneComponent {
                 extra_args: ExtraArgs::new(api, API_SERVER_ARGS),
@@ -411,6 +430,21 @@ mod tests {
         assert_eq!(value["nodes"][0]["role"], "control-plane");
         assert_eq!(value["nodes"][5]["role"], "worker");
         assert_eq!(value["kubeadmConfigPatches"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn ha_clusters_get_a_grace_period_above_the_kubelets_http2_health_check() {
+        let grace = |masters| {
+            let yaml = render_default(&topology(masters, 1, "1.35", &[]), V0_33);
+            let patches = parse_patches(&yaml);
+            let cc = find(&patches, "ClusterConfiguration", None);
+            cc["controllerManager"]["extraArgs"]["node-monitor-grace-period"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(grace(1), "16s");
+        assert_eq!(grace(3), "50s", "more than 15 s + 30 s");
     }
 
     #[test]
