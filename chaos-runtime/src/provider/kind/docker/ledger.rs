@@ -382,10 +382,9 @@ impl FaultLedger {
         let NodeFault::Partition { a, b } = &record.description.fault else {
             return Ok(Vec::new());
         };
+        // Paused nodes stay on their side: `partition::plan` puts no rules in them.
         let up = |side: Vec<NodeContainer>| -> Vec<NodeContainer> {
-            side.into_iter()
-                .filter(|n| n.running && !n.paused)
-                .collect()
+            side.into_iter().filter(|n| n.running).collect()
         };
         fn names(side: &[String]) -> Vec<&str> {
             side.iter().map(String::as_str).collect()

@@ -89,10 +89,44 @@ pub(crate) async fn plan(
     b: &[NodeContainer],
     comment: &str,
 ) -> Result<Vec<NodeRules>, DockerError> {
+    check_every_pair_is_cut(a, b)?;
     let sides = a.iter().map(|n| (n, b)).chain(b.iter().map(|n| (n, a)));
-    let sides = sides.filter(|(node, _)| !node.is_load_balancer());
+    let sides = sides.filter(|(node, _)| takes_rules(node));
     let plans = sides.map(|(node, peers)| rules_for(docker, node, peers, comment));
     futures::future::try_join_all(plans).await
+}
+
+/// Whether rules can go into `node`: not the load balancer (no NET_ADMIN, above), and not a
+/// paused node (`docker exec` into a frozen container fails: "is paused"). A pair is cut by the
+/// rules of either of its two nodes, as each drops the other's addresses both ways.
+fn takes_rules(node: &NodeContainer) -> bool {
+    !node.is_load_balancer() && !node.paused
+}
+
+/// Refuses a partition with a pair of nodes neither of which can take rules (say, a paused
+/// node and the load balancer, or two paused nodes): nothing would cut them from each other.
+fn check_every_pair_is_cut(a: &[NodeContainer], b: &[NodeContainer]) -> Result<(), DockerError> {
+    for x in a.iter().filter(|n| !takes_rules(n)) {
+        if let Some(y) = b.iter().find(|n| !takes_rules(n)) {
+            let why = |n: &NodeContainer| match n.paused {
+                true => "paused",
+                false => "the load balancer",
+            };
+            return Err(DockerError::new(
+                DockerErrorKind::NotRunning,
+                Some(&x.name),
+                format!(
+                    "cannot be cut from {}: it is {} and {} is {}, so neither can take iptables \
+                     rules; unpause one of them first",
+                    y.name,
+                    why(x),
+                    y.name,
+                    why(y)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn rules_for(
@@ -239,6 +273,42 @@ mod tests {
             blocked_via("172.18.0.3", &routes),
             ["172.18.0.3", "10.244.1.0/24"]
         );
+    }
+
+    fn container(name: &str, role: &str, paused: bool) -> NodeContainer {
+        NodeContainer {
+            name: name.into(),
+            cluster: "c".into(),
+            role: role.into(),
+            running: true,
+            paused,
+            ip: Some("10.0.0.9".into()),
+            ipv6: None,
+        }
+    }
+
+    #[test]
+    fn a_paused_peer_is_cut_by_the_other_nodes_rules_unless_none_can_take_any() {
+        let worker = container("c-worker", "worker", false);
+        let paused = container("c-worker2", "worker", true);
+        let also_paused = container("c-worker3", "worker", true);
+        let lb = container("c-external-load-balancer", "external-load-balancer", false);
+        // Isolating a running node from a paused one: its own rules cut both ways.
+        assert!(
+            check_every_pair_is_cut(std::slice::from_ref(&worker), &[paused.clone(), lb.clone()])
+                .is_ok()
+        );
+        assert!(takes_rules(&worker) && !takes_rules(&paused) && !takes_rules(&lb));
+        // Nobody can take rules between a paused node and the load balancer, or two paused ones.
+        let err = check_every_pair_is_cut(std::slice::from_ref(&paused), &[worker.clone(), lb])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("it is paused and c-external-load-balancer is the load balancer"),
+            "{err}"
+        );
+        assert!(err.contains("unpause one of them first"), "{err}");
+        assert!(check_every_pair_is_cut(&[paused], &[also_paused]).is_err());
     }
 
     #[test]
