@@ -70,6 +70,12 @@ pub(crate) trait NodeFaults: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// After the heal and once every node is Ready: whether the nodes can serve another test in
+    /// ways the API does not show. `Err` says why not, and the cluster is recreated.
+    fn check_after_heal(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// For the one deprecated accessor that hands out a provider's own fault API
     /// (`Cluster::docker_faults`).
     fn as_any(&self) -> &dyn Any;

@@ -330,7 +330,8 @@ impl Scheduler {
             .map_err(|err| format!("its namespace could not be removed: {err:#}"))?;
         health::wait_healthy(client, &cluster.provisioned.nodes, timeout)
             .await
-            .map_err(|err| err.to_string())
+            .map_err(|err| err.to_string())?;
+        cluster.provisioned.node_faults.check_after_heal().await
     }
 }
 
