@@ -210,8 +210,8 @@ async fn stop_and_start_a_worker(cluster: &Cluster) -> anyhow::Result<()> {
     assert_versions_per_node(cluster).await
 }
 
-/// How long a node may take to be seen NotReady: the grace period kind is given (16 s, in
-/// `chaos-runtime/src/provider/kind/config.rs`) plus a busy machine's slack.
+/// How long a node may take to be seen NotReady: the grace period kind is given (16 s, 50 s in
+/// HA, in `chaos-runtime/src/provider/kind/config.rs`) plus a busy machine's slack.
 const DOWN: Duration = Duration::from_secs(90);
 /// How long a node may take to be Ready again after its undo (a kubelet heartbeat is 4 s).
 const BACK: Duration = Duration::from_secs(120);

@@ -55,6 +55,8 @@ const TESTS: &[TestCase] = &[
     ("kubelet_stop_then_heal",                  Needs::Docker,  kubelet_stop_then_heal),
     ("partition_control_plane_from_workers",    Needs::Docker,  partition),
     ("isolate_and_overlapping_partitions",      Needs::Docker,  isolate),
+    ("isolate_with_a_paused_peer",              Needs::Docker,  isolate_with_a_paused_peer),
+    ("an_isolation_outlives_a_stop_and_start",  Needs::Docker,  isolation_outlives_a_restart),
     ("ha_isolate_never_acts_in_the_lb",         Needs::Docker,  ha_isolate),
     ("ha_partition_worker_loses_the_lb",        Needs::Docker,  ha_partition_all_control_planes),
     ("ha_split_control_planes_keep_the_lb",     Needs::Docker,  ha_partition_split_control_planes),
@@ -967,6 +969,61 @@ fn isolate(env: &Env) -> TestResult {
     Ok(Completion::Completed)
 }
 
+/// A paused peer takes no rules (nothing can be exec'd in it); the isolated node's own rules cut
+/// it both ways.
+fn isolate_with_a_paused_peer(env: &Env) -> TestResult {
+    let cluster = FakeCluster::start(env, "paused-peer")?;
+    let (cp, worker, worker2) = (cluster.control_plane(), cluster.worker(), cluster.worker2());
+    let ledger = FaultLedger::new(Docker::new());
+    let paused = block_on(ledger.pause(worker))?;
+    let isolated = block_on(ledger.isolate(worker2))?;
+    block_on(ledger.undo(paused))?;
+    expect_pings(
+        "worker2 isolated, worker unpaused",
+        &[
+            (worker2, cp, false),
+            (worker2, worker, false),
+            (worker, worker2, false),
+            (cp, worker, true),
+        ],
+    )?;
+    block_on(ledger.undo(isolated))?;
+    expect_pings("undone", &[(worker2, cp, true), (worker, worker2, true)])?;
+    let left = partition_rules_left(&[cp, worker, worker2])?;
+    ensure!(left.is_empty(), "rules of ours left:\n{}", left.join("\n"));
+    Ok(Completion::Completed)
+}
+
+/// A stop and start gives the node a fresh network namespace (its own rules gone) and maybe
+/// another address: the isolation is put back, and lasts until its own undo.
+fn isolation_outlives_a_restart(env: &Env) -> TestResult {
+    let cluster = FakeCluster::start(env, "outlives")?;
+    let (cp, worker) = (cluster.control_plane(), cluster.worker());
+    let ledger = FaultLedger::new(Docker::new());
+    let isolated = block_on(ledger.isolate(worker))?;
+    let stopped = block_on(ledger.stop(worker))?;
+    block_on(ledger.undo(stopped))?;
+    // Its old rules went with its old network namespace: these are put back.
+    ensure!(
+        !partition_rules_left(&[worker])?.is_empty(),
+        "no rule of ours in the started node"
+    );
+    expect_pings(
+        "started, still isolated",
+        &[(worker, cp, false), (cp, worker, false)],
+    )?;
+    block_on(ledger.restart(worker))?;
+    expect_pings(
+        "restarted, still isolated",
+        &[(worker, cp, false), (cp, worker, false)],
+    )?;
+    block_on(ledger.undo(isolated))?;
+    expect_pings("undone", &[(worker, cp, true), (cp, worker, true)])?;
+    let left = partition_rules_left(&[cp, worker])?;
+    ensure!(left.is_empty(), "rules of ours left:\n{}", left.join("\n"));
+    Ok(Completion::Completed)
+}
+
 /// The addresses of `node` on the kind network, IPv4 and IPv6 (which the fixture's network has).
 fn addresses(node: &str) -> anyhow::Result<(String, String)> {
     let (v4, v6) = (ip(node, "IPAddress")?, ip(node, "GlobalIPv6Address")?);
@@ -1324,6 +1381,31 @@ fn errors_without_docker(_: &Env) -> TestResult {
     ensure!(
         down.to_string().contains("fix: start the Docker daemon"),
         "no fix: {down}"
+    );
+
+    // An older CLI without a daemon: `docker info` exits 0 and prints no server version.
+    let silent =
+        std::env::temp_dir().join(format!("{PREFIX}-{}-docker-silent.sh", std::process::id()));
+    std::fs::write(
+        &silent,
+        "#!/bin/sh
+echo
+exit 0
+",
+    )?;
+    Command::new("chmod").arg("+x").arg(&silent).status()?;
+    let empty = block_on(Docker::with_program(silent.to_string_lossy()).ping());
+    std::fs::remove_file(&silent)?;
+    let empty = empty
+        .err()
+        .context("an empty server version was accepted")?;
+    ensure!(
+        empty.kind() == DockerErrorKind::DaemonUnreachable,
+        "{empty}"
+    );
+    ensure!(
+        empty.to_string().contains("printed no server version"),
+        "{empty}"
     );
     Ok(Completion::Completed)
 }

@@ -8,8 +8,9 @@ use chaos_runtime::kube::runtime::watcher;
 use chaos_runtime::prelude::*;
 
 /// How long a fault's effect may take to show through the API. On the sim, about a second; on
-/// kind, a NotReady node takes the grace period (16 s, `chaos-runtime/src/provider/kind/config.rs`)
-/// and an eviction the default toleration after it (30 s, same file), plus a busy machine's slack.
+/// kind, a NotReady node takes the grace period (16 s, 50 s in HA:
+/// `chaos-runtime/src/provider/kind/config.rs`) and an eviction the default toleration after it
+/// (30 s, same file), plus a busy machine's slack.
 const WAIT: Duration = Duration::from_secs(90);
 
 const WEB: &str = "apiVersion: apps/v1

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod docker;
+mod host;
 pub mod images;
 mod naming;
 mod nodes;
@@ -41,6 +42,14 @@ pub(super) const REGISTRATION: Registration = Registration {
         Box::pin(async move {
             let provider = KindProvider::detect(settings.reuse).await?;
             provider.ensure_images(topologies).await?;
+            let at_once = settings.max_clusters.unwrap_or(8).min(topologies.len());
+            let limits: Vec<_> = host::INOTIFY_WANTED
+                .iter()
+                .map(|(name, _)| (*name, host::read_sysctl(name)))
+                .collect();
+            if let Some(warning) = host::inotify_warning(&limits, at_once) {
+                say(warning);
+            }
             // What runs that were killed left behind goes first, making room.
             match remove_leftovers(&provider.records).await {
                 Ok(removed) if !removed.is_empty() => say(format!(
@@ -58,6 +67,8 @@ pub(super) const REGISTRATION: Registration = Registration {
 
 /// kind's own creation, image pulls included.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// A new cluster's API answering `/version` at an address (it is up when kind returns).
+const REACH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Workers joining and every node Ready after kind returns (its `--wait` covers control planes only).
 const READY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
@@ -71,12 +82,16 @@ pub(crate) struct KindProvider {
     work_dir: PathBuf,
     /// How long every node may take to be Ready once kind returns.
     ready_timeout: Duration,
+    /// How long a new cluster's API may take to answer `/version` at an address.
+    reach_timeout: Duration,
     /// `CHAOS_REUSE=1`: clusters are named by topology and images, and adopted across runs.
     reuse: bool,
     /// Best-effort warnings already printed, to say each once.
     warned: Mutex<BTreeSet<String>>,
     /// `CHAOS_KIND_STANDIN=1`: nodes from stand-in images built here.
     standin: Option<StandIn>,
+    /// The Docker daemon's cgroup version (`docker info`), `1` or `2`.
+    cgroup_version: String,
 }
 
 impl KindProvider {
@@ -85,7 +100,7 @@ impl KindProvider {
     /// an earlier run.
     pub async fn detect(reuse: bool) -> anyhow::Result<Self> {
         let kind = kind_binary();
-        let version = Cmd::new(&kind)
+        let version = kind_cmd(&kind)
             .arg("version")
             .install_hint(images::INSTALL_HINT)
             .run()
@@ -97,6 +112,16 @@ impl KindProvider {
             )
         })?;
         Docker::new().ping().await?;
+        let docker_v = Cmd::new("docker").arg("-v").run().await?;
+        let kind_provider = std::env::var(host::KIND_PROVIDER_VAR).ok();
+        host::check_container_runtime(kind_provider.as_deref(), &docker_v.stdout)
+            .map_err(anyhow::Error::msg)?;
+        let cgroup_version = Cmd::new("docker")
+            .args(["info", "--format", "{{.CgroupVersion}}"])
+            .run()
+            .await
+            .map(|out| out.stdout.trim().to_owned())
+            .unwrap_or_default();
         let standin = StandIn::from_env().await?;
         if standin.is_some() {
             say(
@@ -111,14 +136,25 @@ impl KindProvider {
             records: Records::default_location(),
             work_dir: crate::dirs::chaos_dir().join("kind"),
             ready_timeout: READY_TIMEOUT,
+            reach_timeout: REACH_TIMEOUT,
             reuse,
             warned: Mutex::default(),
             standin,
+            cgroup_version,
         })
     }
 
-    /// The node image of every node, in topology order; fails before anything is created.
+    /// The node image of every node, in topology order; fails before anything is created, also
+    /// for versions this host or kind's kubeadm flow cannot run.
     fn node_images(&self, topology: &Topology) -> anyhow::Result<Vec<NodeImage>> {
+        let versions: Vec<_> = topology.nodes().iter().map(|n| n.version).collect();
+        if let Some(first) = topology.nodes().first() {
+            host::check_join_skew(first.version, &versions).map_err(anyhow::Error::msg)?;
+        }
+        // Stand-in nodes run no real kubelet, so cgroups do not limit them.
+        if self.standin.is_none() {
+            host::check_cgroups(&self.cgroup_version, &versions).map_err(anyhow::Error::msg)?;
+        }
         topology
             .nodes()
             .iter()
@@ -183,7 +219,7 @@ impl KindProvider {
 
     /// A kind command line; in stand-in mode, with what kind needs on its PATH.
     fn kind_command(&self) -> Cmd {
-        let cmd = Cmd::new(&self.kind);
+        let cmd = kind_cmd(&self.kind);
         match &self.standin {
             Some(standin) => standin.kind_command(cmd),
             None => cmd,
@@ -250,12 +286,20 @@ impl KindProvider {
             .run_streaming(|line| say(format!("{name}: {}", line.trim())))
             .await;
         if let Err(err) = created {
+            // kind's check, made again at creation (kind `pkg/cluster/internal/create/create.go`):
+            // a cluster of this name appeared since we looked.
+            if err
+                .to_string()
+                .contains("already exist for a cluster with the name")
+            {
+                return Err(NameTaken(name.to_owned()).into());
+            }
             let logs = self.export_logs(name).await;
             bail!("kind could not create cluster {name}: {err}\n{logs}");
         }
 
         let nodes = nodes_of(name, topology, &images);
-        let client = self.client(name, &kubeconfig).await?;
+        let client = self.reachable_client(name, &kubeconfig).await?;
         let ready = reporting(
             &format!("waiting for every node of {name} to be Ready"),
             health::wait_healthy(client.clone(), &nodes, self.ready_timeout),
@@ -267,7 +311,56 @@ impl KindProvider {
                 "cluster {name} was created but its nodes did not all become Ready: {err}\n{logs}"
             );
         }
-        Ok(self.provisioned(name, client, nodes, false))
+        self.provisioned(name, client, nodes, false).await
+    }
+
+    /// A client for a cluster kind just created, once its API answered `/version`. kind's
+    /// kubeconfig points at `https://127.0.0.1:<port>`, the port it published on the Docker host
+    /// (kind `pkg/cluster/internal/kubeconfig/internal/kubeconfig/paths.go`, `--internal`
+    /// otherwise). From a devcontainer, a CI `container:` job or with a remote `DOCKER_HOST` that
+    /// is not this machine: then kind's internal kubeconfig (`kind get kubeconfig --internal`:
+    /// the control plane's name on the `kind` network) is tried, and kept if it answers. If
+    /// neither does, this fails at once rather than after the readiness wait.
+    async fn reachable_client(
+        &self,
+        name: &str,
+        kubeconfig: &Path,
+    ) -> anyhow::Result<kube::Client> {
+        let client = self.client(name, kubeconfig).await?;
+        let Err(external) = answers(&client, self.reach_timeout).await else {
+            return Ok(client);
+        };
+        let internal = self
+            .kind_command()
+            .args(["get", "kubeconfig", "--internal", "--name", name])
+            .timeout(Duration::from_secs(30))
+            .run()
+            .await;
+        let tried = match internal {
+            Ok(out) => {
+                std::fs::write(kubeconfig, &out.stdout)
+                    .with_context(|| format!("writing {}", kubeconfig.display()))?;
+                let client = self.client(name, kubeconfig).await?;
+                match answers(&client, self.reach_timeout).await {
+                    Ok(()) => {
+                        say(format!(
+                            "{name}: its API is not reachable at the address kind published on \
+                             the Docker host ({external}); using kind's internal kubeconfig (the \
+                             `kind` network), which answers"
+                        ));
+                        return Ok(client);
+                    }
+                    Err(err) => err,
+                }
+            }
+            Err(err) => format!("`kind get kubeconfig --internal` failed: {err}"),
+        };
+        bail!(
+            "cluster {name} was created but its API answers neither at the address kind published \
+             on the Docker host ({external}) nor on the `kind` network ({tried}); in a container \
+             (devcontainer, CI `container:` job) connect it to kind's network (`docker network \
+             connect kind $(hostname)`), and with a remote DOCKER_HOST run where Docker runs"
+        )
     }
 
     /// Saves kind's logs of a cluster that failed, and says where (or why not).
@@ -280,10 +373,8 @@ impl KindProvider {
             "--name",
             cluster,
         ]);
-        match export.timeout(Duration::from_secs(120)).run().await {
-            Ok(_) => format!("kind's logs of the cluster are in {}", dir.display()),
-            Err(err) => format!("kind's logs could not be saved: {err}"),
-        }
+        let result = export.timeout(Duration::from_secs(120)).run().await;
+        export_outcome(&dir, result.map(drop).map_err(|e| e.to_string()))
     }
 
     /// With `CHAOS_REUSE=1`: adopts the cluster `name` if an earlier run left it (its owner is
@@ -326,7 +417,7 @@ impl KindProvider {
             anyhow::Ok(client)
         };
         match healthy.await {
-            Ok(client) => Ok(Some(self.provisioned(name, client, nodes, true))),
+            Ok(client) => Ok(Some(self.provisioned(name, client, nodes, true).await?)),
             Err(err) => {
                 say(format!(
                     "cluster {name} left by an earlier run is not healthy ({err:#}); recreating it"
@@ -337,21 +428,35 @@ impl KindProvider {
         }
     }
 
-    fn provisioned(
+    /// The cluster as handed out; with several control planes, their addresses of now, which
+    /// the check after each heal compares against ([`nodes::moved_control_planes`]).
+    async fn provisioned(
         &self,
         name: &str,
         client: kube::Client,
         nodes: Vec<NodeInfo>,
         reused: bool,
-    ) -> Provisioned {
+    ) -> anyhow::Result<Provisioned> {
         let ledger = Arc::new(FaultLedger::new(Docker::new()));
-        Provisioned {
+        let control_planes: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.role == chaos_topology::Role::ControlPlane)
+            .map(|n| n.name.clone())
+            .collect();
+        let control_plane_addresses = match control_planes.len() {
+            0 | 1 => Vec::new(),
+            _ => nodes::control_plane_addresses(&control_planes).await?,
+        };
+        Ok(Provisioned {
             name: name.to_owned(),
             client,
             nodes,
             reused,
-            node_faults: Arc::new(KindNodes { ledger }),
-        }
+            node_faults: Arc::new(KindNodes {
+                ledger,
+                control_plane_addresses,
+            }),
+        })
     }
 
     async fn delete_cluster(&self, name: &str) -> anyhow::Result<()> {
@@ -406,8 +511,16 @@ impl Provider for KindProvider {
             {
                 return Ok(reused);
             }
+            // Another cluster of this name (a concurrent run's, or one made by hand) is never
+            // ours to delete, not even after our own creation failed.
+            let (listings, _) = list_clusters_with(&self.kind, &self.records).await?;
+            if listings.iter().any(|l| l.name == name) {
+                return Err(NameTaken(name.to_owned()).into());
+            }
             let created = self.create_cluster(name, topology, plan).await;
-            if created.is_err() {
+            if let Err(err) = &created
+                && !err.is::<NameTaken>()
+            {
                 // Nothing of a failed creation is left behind.
                 if let Err(err) = self.delete_cluster(name).await {
                     say(format!(
@@ -441,7 +554,10 @@ impl Provider for KindProvider {
                 let hash = crate::hash::stable_hash(&identity);
                 format!("chaos-{label}-{:04x}", hash as u16)
             }
-            false => format!("chaos-{label}-{:04x}", rand::random::<u16>()),
+            // 24 random bits: two concurrent runs of one topology collide once in ~16 million
+            // (and a collision is refused, never deleted: `NameTaken`). More would pass kind's
+            // hostname limit (`config::check_cluster_name`).
+            false => format!("chaos-{label}-{:06x}", rand::random::<u32>() & 0xff_ffff),
         }
     }
 
@@ -467,6 +583,49 @@ impl Provider for KindProvider {
             name = cluster.name,
             kc = kubeconfig.display()
         )
+    }
+}
+
+/// Whether the API behind `client` answers `/version` within `within` (the server is up when
+/// kind returns: kind waits for `kubeadm init`); the last error if not.
+async fn answers(client: &kube::Client, within: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await;
+        let error = match attempt {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "no answer within 5s".to_owned(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A cluster name kind already has: creating it is refused, and it is left alone.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a kind cluster named {0} already exists (another run's, or made by hand); it is left alone: \
+     delete it with `kind delete cluster --name {0}` if it is a leftover, or run again for another name"
+)]
+struct NameTaken(String);
+
+/// What to say of `kind export logs` into `dir`. kind runs every collection at once and fails
+/// if any failed (`CollectLogs` in kind `pkg/cluster/internal/providers/docker/provider.go`:
+/// `errors.AggregateConcurrent`), having written what the others collected: logs on disk are
+/// reported as partly saved, not lost.
+fn export_outcome(dir: &Path, result: Result<(), String>) -> String {
+    let saved = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    match (result, saved) {
+        (Ok(()), _) => format!("kind's logs of the cluster are in {}", dir.display()),
+        (Err(err), true) => format!(
+            "kind's logs of the cluster are partly saved in {} (`kind export logs` failed: {err})",
+            dir.display()
+        ),
+        (Err(err), false) => format!("kind's logs could not be saved: {err}"),
     }
 }
 
@@ -510,6 +669,11 @@ pub fn kind_binary() -> String {
     }
 }
 
+/// A kind command line, with kind's node provider pinned to Docker ([`host::KIND_PROVIDER`]).
+fn kind_cmd(kind: &str) -> Cmd {
+    Cmd::new(kind).env(host::KIND_PROVIDER_VAR, host::KIND_PROVIDER)
+}
+
 /// A cluster kind knows, and what this project knows of it.
 pub struct ClusterListing {
     /// As `kind get clusters` prints it.
@@ -530,7 +694,7 @@ async fn list_clusters_with(
     kind: &str,
     records: &Records,
 ) -> anyhow::Result<(Vec<ClusterListing>, Vec<OwnerRecord>)> {
-    let out = Cmd::new(kind)
+    let out = kind_cmd(kind)
         .args(["get", "clusters"])
         .install_hint(images::INSTALL_HINT)
         .run()
@@ -566,7 +730,7 @@ pub async fn remove_leftovers(records: &Records) -> anyhow::Result<Vec<String>> 
         let Some(record) = listing.record.filter(OwnerRecord::is_leftover) else {
             continue;
         };
-        Cmd::new(kind_binary())
+        kind_cmd(&kind_binary())
             .args(["delete", "cluster", "--name", &record.cluster])
             .timeout(Duration::from_secs(120))
             .run()
@@ -630,6 +794,68 @@ case "$1 $2" in
   "get clusters") cat "$dir/clusters" 2>/dev/null || true ;;
 esac
 "#;
+
+    /// As [`WORKING_KIND`], but the kubeconfig it writes points at a closed port, and
+    /// `get kubeconfig --internal` prints one that reaches the server (or, with a `no-internal`
+    /// file in its directory, one that does not).
+    fn unreachable_kind() -> String {
+        WORKING_KIND
+            .replace(
+                "server=$(cat \"$dir/server\")",
+                "server=http://127.0.0.1:9",
+            )
+            .replace(
+                "  \"get clusters\")",
+                r#"  "get kubeconfig")
+     while [ $# -gt 0 ]; do case "$1" in --name) name=$2 ;; esac; shift; done
+     server=$(cat "$dir/server"); [ -e "$dir/no-internal" ] && server=http://127.0.0.1:9
+     printf 'apiVersion: v1\nkind: Config\nclusters: [{name: kind-%s, cluster: {server: "%s"}}]\nusers: [{name: kind-%s, user: {}}]\ncontexts: [{name: kind-%s, context: {cluster: kind-%s, user: kind-%s}}]\ncurrent-context: kind-%s\n' \
+       "$name" "$server" "$name" "$name" "$name" "$name" "$name" ;;
+  "get clusters")"#,
+            )
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_published_api_falls_back_to_kinds_internal_kubeconfig_or_fails_at_once()
+    {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-internal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kind = unreachable_kind();
+        assert!(kind.contains("get kubeconfig"), "the fake kind was built");
+        let provider = provider_with(&kind, &dir);
+        let topology = topology("1.35", 1, &[]);
+        let name = "chaos-fake-internal";
+        serve(sim_with_nodes(&provider, name, &topology), &dir).await;
+
+        let cluster = provider.create(name, &topology).await.expect("created");
+        let calls = calls(&dir);
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with("get kubeconfig --internal --name chaos-fake-internal")),
+            "{calls:?}"
+        );
+        provider.destroy(&cluster).await.unwrap();
+
+        std::fs::write(dir.join("no-internal"), "").unwrap();
+        let started = std::time::Instant::now();
+        let err = provider
+            .create("chaos-fake-nowhere", &topology)
+            .await
+            .err()
+            .expect("unreachable");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("answers neither at the address kind published"),
+            "{message}"
+        );
+        assert!(message.contains("docker network connect kind"), "{message}");
+        assert!(
+            started.elapsed() < READY_TIMEOUT / 10,
+            "at once, not after the readiness wait"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// Serves `server` over HTTP on loopback and tells the fake kind where.
     async fn serve(server: chaos_sim::ApiServer, dir: &Path) {
@@ -807,6 +1033,154 @@ esac
     }
 
     /// A fresh directory for one test, with the fake kind in it.
+    /// A `kind` that logs its calls, lists `chaos-taken` as an existing cluster, and fails to
+    /// create with kind's own message for a name that exists.
+    const TAKEN_KIND: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+echo "$*" >> "$dir/calls"
+echo "$KIND_EXPERIMENTAL_PROVIDER" > "$dir/provider"
+case "$1 $2" in
+  "get clusters") echo chaos-taken ;;
+  "create cluster") cat > /dev/null
+     echo "ERROR: failed to create cluster: node(s) already exist for a cluster with the name \"chaos-raced\"" >&2
+     exit 1 ;;
+  "export logs") mkdir -p "$3" ;;
+esac
+"#;
+
+    fn calls(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_name_kind_already_has_is_refused_and_that_cluster_left_alone() {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-taken-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let provider = provider_with(TAKEN_KIND, &dir);
+        let topology = topology("1.35", 1, &[]);
+
+        // Listed before we create: refused, nothing created or deleted.
+        let err = provider
+            .create("chaos-taken", &topology)
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.is::<NameTaken>(), "{err:#}");
+        assert!(
+            err.to_string()
+                .starts_with("a kind cluster named chaos-taken already exists"),
+            "{err}"
+        );
+        assert_eq!(calls(&dir), ["get clusters"]);
+        let provider_seen = std::fs::read_to_string(dir.join("provider")).unwrap();
+        assert_eq!(
+            provider_seen.trim(),
+            "docker",
+            "kind's node provider is pinned"
+        );
+
+        // Made by someone else between our look and kind's: kind refuses, and we delete nothing.
+        let err = provider
+            .create("chaos-raced", &topology)
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.is::<NameTaken>(), "{err:#}");
+        let calls = calls(&dir);
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.starts_with("create cluster --name chaos-raced")),
+            "{calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.starts_with("delete cluster")),
+            "{calls:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn versions_this_host_or_kubeadm_cannot_run_are_refused_before_anything_is_created() {
+        let (dir, mut provider) = scratch("refused");
+        let skew = provider
+            .create("chaos-skew", &topology("1.33", 1, &["1.30"]))
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            skew.to_string()
+                .contains("cannot join a 1.33 control plane"),
+            "{skew}"
+        );
+
+        provider.cgroup_version = "1".into();
+        let cgroups = provider
+            .create("chaos-cgroups", &topology("1.35", 1, &[]))
+            .await
+            .err()
+            .expect("refused");
+        assert!(cgroups.to_string().contains("cgroup v1"), "{cgroups}");
+        // 1.34 still runs on cgroup v1.
+        assert!(provider.plan("chaos-ok", &topology("1.34", 1, &[])).is_ok());
+
+        assert_eq!(calls(&dir), Vec::<String>::new(), "kind was never run");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn exported_logs_are_reported_saved_partly_saved_or_lost() {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-logs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            export_outcome(&dir, Err("exit status 1".into()))
+                .starts_with("kind's logs could not be saved")
+        );
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("kind-version.txt"), "v0.33.0").unwrap();
+        let partly = export_outcome(&dir, Err("exit status 1".into()));
+        assert!(
+            partly.starts_with("kind's logs of the cluster are partly saved in"),
+            "{partly}"
+        );
+        assert!(export_outcome(&dir, Ok(())).starts_with("kind's logs of the cluster are in"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn random_names_fit_kinds_hostname_limit_for_the_longest_label() {
+        let (dir, provider) = scratch("names");
+        let spec = TopologySpec {
+            masters: 3,
+            workers: 9,
+            k8s: "1.29".parse().unwrap(),
+            master_versions: vec![],
+            worker_versions: ["1.28", "1.27", "1.29"]
+                .iter()
+                .cycle()
+                .take(9)
+                .map(|v| v.parse().unwrap())
+                .collect(),
+        };
+        let topology = spec.build().expect("a valid topology");
+        assert!(
+            topology.label().len() >= 27,
+            "a label at the cap: {}",
+            topology.label()
+        );
+        for _ in 0..20 {
+            let name = provider.cluster_name(&topology);
+            assert_eq!(config::check_cluster_name(&name), Ok(()), "{name}");
+            let suffix = name.rsplit('-').next().unwrap();
+            assert_eq!(suffix.len(), 6, "24 random bits: {name}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn scratch(test: &str) -> (PathBuf, KindProvider) {
         let dir = std::env::temp_dir().join(format!("chaos-kind-{test}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -845,9 +1219,11 @@ esac
             records: Records::at(dir.join("state")),
             work_dir: dir.join("work"),
             ready_timeout: READY_TIMEOUT,
+            reach_timeout: Duration::from_secs(2),
             reuse: false,
             warned: Mutex::default(),
             standin: None,
+            cgroup_version: "2".into(),
         }
     }
 
@@ -877,8 +1253,9 @@ esac
 
         let calls = std::fs::read_to_string(dir.join("calls")).unwrap();
         let calls: Vec<&str> = calls.lines().collect();
+        assert_eq!(calls[0], "get clusters", "the name is checked first");
         assert!(
-            calls[0].starts_with("create cluster --name chaos-fail-test --config - --retain"),
+            calls[1].starts_with("create cluster --name chaos-fail-test --config - --retain"),
             "{calls:?}"
         );
         assert!(
