@@ -305,15 +305,7 @@ impl FaultLedger {
         check_sides(a, b)?;
         let id = next_id();
         let comment = format!("chaos-fault-{}-{}", std::process::id(), id.0);
-        let rules = partition::plan(&self.docker, a, b, &comment).await?;
-        let applied =
-            futures::future::join_all(rules.iter().map(|r| partition::apply(&self.docker, r)))
-                .await;
-        if let Some(error) = applied.into_iter().find_map(Result::err) {
-            // Leave nothing half-applied behind; the apply error is the one worth reporting.
-            Undo::RemoveRules(rules).run(&self.docker).await;
-            return Err(error);
-        }
+        let rules = self.cut(a, b, &comment).await?;
         let names =
             |side: &[NodeContainer]| side.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
         let fault = NodeFault::Partition {
@@ -399,11 +391,23 @@ impl FaultLedger {
             record.description.id.0,
             next_id().0
         );
-        let rules = partition::plan(&self.docker, &a, &b, &comment).await?;
+        self.cut(&a, &b, &comment).await
+    }
+
+    /// Plans the rules that cut `a` from `b` and applies them in every node, all or nothing: if
+    /// a node fails, no rule is left anywhere.
+    async fn cut(
+        &self,
+        a: &[NodeContainer],
+        b: &[NodeContainer],
+        comment: &str,
+    ) -> Result<Vec<partition::NodeRules>, DockerError> {
+        let rules = partition::plan(&self.docker, a, b, comment).await?;
         let applied =
             futures::future::join_all(rules.iter().map(|r| partition::apply(&self.docker, r)))
                 .await;
         if let Some(error) = applied.into_iter().find_map(Result::err) {
+            // Leave nothing half-applied behind; the apply error is the one worth reporting.
             Undo::RemoveRules(rules).run(&self.docker).await;
             return Err(error);
         }
