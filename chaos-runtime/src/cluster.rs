@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::faults::{Fault, FaultContext, Ledger, NodeFault};
+use crate::lease::Lease;
 use crate::node::NodeInfo;
 use crate::provider::Provisioned;
 use crate::timeline::Timeline;
@@ -20,6 +21,8 @@ pub struct Cluster {
     /// The cluster's nodes, able to take faults recorded in this test's timeline.
     pub(crate) nodes: Vec<Node>,
     pub(crate) faults: FaultContext,
+    /// The cluster's client, refusing once the test's lease ended.
+    pub(crate) client: kube::Client,
 }
 
 /// The part of a cluster that outlives a test: what the provider created, for one topology.
@@ -38,12 +41,15 @@ impl Cluster {
         namespace: String,
         seed: u64,
         timeline: Arc<Timeline>,
+        lease: Lease,
     ) -> Cluster {
         let faults = FaultContext {
             nodes: shared.provisioned.node_faults.clone(),
             client: shared.provisioned.client.clone(),
             ledger: shared.ledger.clone(),
             timeline: timeline.clone(),
+            lease: lease.clone(),
+            harness: tokio::runtime::Handle::current(),
         };
         let nodes = shared
             .provisioned
@@ -55,6 +61,7 @@ impl Cluster {
             })
             .collect();
         Cluster {
+            client: lease.client(&shared.provisioned.client),
             shared,
             namespace,
             seed,
@@ -159,7 +166,7 @@ impl Cluster {
 
     /// A client for the cluster's API (a clone: cheap).
     pub fn client(&self) -> kube::Client {
-        self.shared.provisioned.client.clone()
+        self.client.clone()
     }
 
     /// Applies every document of a multi-document YAML manifest by server-side apply, into this

@@ -28,7 +28,7 @@
 //!   `--format`, ...). It makes one cluster per distinct topology, shares it between the tests
 //!   that ask for it, heals and checks it between them, and removes every cluster at the end; its
 //!   last line is the summary (`chaos summary: tests=… passed=… failed=… ignored=…
-//!   clusters_created=… clusters_recreated=… clusters_destroyed=…`).
+//!   clusters_created=… clusters_recreated=… clusters_destroyed=… clusters_reused=… provider=…`).
 //! - [`Cluster`] and [`Node`]: what a test gets, with the fault operations ([`faults`], each
 //!   returning a [`faults::Fault`] handle that undoes it), the waits and probes ([`wait`],
 //!   [`conditions`], [`probe`]), [`apply`], the [`monkey`] and the [`timeline`].
@@ -47,6 +47,7 @@ mod dirs;
 pub mod faults;
 mod harness;
 mod hash;
+mod lease;
 pub mod monkey;
 mod namespace;
 mod node;

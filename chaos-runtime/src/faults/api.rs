@@ -25,6 +25,7 @@ impl Undo for Uncordon {
 
 impl FaultContext {
     pub(crate) async fn cordon(&self, node: &str) -> anyhow::Result<Fault> {
+        self.lease.check()?;
         set_unschedulable(&self.client, node, true).await?;
         let undo = Uncordon {
             client: self.client.clone(),
@@ -36,6 +37,7 @@ impl FaultContext {
     }
 
     pub(crate) async fn uncordon(&self, node: &str) -> anyhow::Result<()> {
+        self.lease.check()?;
         set_unschedulable(&self.client, node, false).await?;
         self.ledger.forget(node, |r| r == &Recorded::Cordon);
         self.timeline
@@ -49,6 +51,7 @@ impl FaultContext {
     /// `kubectl drain` does: on a real cluster an evicted pod terminates for its grace period
     /// (deletionTimestamp set, still on the node) before it is gone.
     pub(crate) async fn drain(&self, node: &str, timeout: Duration) -> anyhow::Result<Fault> {
+        self.lease.check()?;
         let fault = self.cordon(node).await?;
         let pods: Api<Pod> = Api::all(self.client.clone());
         let started = Instant::now();
@@ -115,6 +118,7 @@ impl FaultContext {
         namespace: &str,
         label_selector: &str,
     ) -> anyhow::Result<Vec<String>> {
+        self.lease.check()?;
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let matching = pods
             .list(&ListParams::default().labels(label_selector))

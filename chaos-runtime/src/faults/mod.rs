@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use kube::Client;
 
+use crate::lease::Lease;
 use crate::timeline::{EntryKind, Timeline};
 pub use kind::NodeFault;
 pub(crate) use ledger::{Ledger, Recorded};
@@ -29,6 +30,10 @@ pub(crate) struct FaultContext {
     pub client: Client,
     pub ledger: Arc<Ledger>,
     pub timeline: Arc<Timeline>,
+    /// The test's hold on the cluster: no fault acts once it ended.
+    pub lease: Lease,
+    /// The harness's runtime, which outlives the test's: a dropped handle's undo runs there.
+    pub harness: tokio::runtime::Handle,
 }
 
 /// A fault in effect. [`Fault::undo`] ends it; dropping the handle ends it too (in the
@@ -70,8 +75,9 @@ impl Drop for Fault {
     fn drop(&mut self) {
         if let Some(context) = self.context.take() {
             let id = self.id;
-            // No runtime (the test is over): the heal undoes it.
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            // Once the test's lease ended, the heal undoes it (and may already have).
+            if context.lease.is_active() {
+                let runtime = context.harness.clone();
                 runtime.spawn(async move { context.undo(id).await });
             }
         }
@@ -118,6 +124,7 @@ impl FaultContext {
 
     /// A fault on one node, through the provider.
     pub(crate) async fn node_fault(&self, fault: NodeFault, node: &str) -> anyhow::Result<Fault> {
+        self.lease.check()?;
         let what = match &fault {
             NodeFault::Stop => format!("stop {node}"),
             NodeFault::Kill => format!("kill {node}"),
@@ -144,6 +151,7 @@ impl FaultContext {
 
     /// Cuts `a` off from `b`, both ways: one fault, undone on every node it touched.
     pub(crate) async fn partition(&self, a: &[&str], b: &[&str]) -> anyhow::Result<Fault> {
+        self.lease.check()?;
         let what = format!("partition [{}] | [{}]", a.join(", "), b.join(", "));
         if a.is_empty() || b.is_empty() {
             bail!("{what}: a partition needs at least one node on each side");
@@ -167,6 +175,7 @@ impl FaultContext {
 
     /// Brings a stopped, killed or paused node back and forgets the faults that ended with it.
     pub(crate) async fn start(&self, node: &str) -> anyhow::Result<()> {
+        self.lease.check()?;
         let boot = self
             .nodes
             .start(node)
@@ -188,6 +197,7 @@ impl FaultContext {
 
     /// Brings a stopped kubelet back and forgets that fault.
     pub(crate) async fn kubelet_start(&self, node: &str) -> anyhow::Result<()> {
+        self.lease.check()?;
         self.nodes
             .kubelet_start(node)
             .await
@@ -202,6 +212,7 @@ impl FaultContext {
     /// Stops and starts a node (its containers restart): a fresh boot ends its stop, kill,
     /// kubelet-stop and netem faults.
     pub(crate) async fn restart(&self, node: &str) -> anyhow::Result<()> {
+        self.lease.check()?;
         self.timeline
             .record(EntryKind::Fault, format!("restart {node}"));
         self.nodes

@@ -1,6 +1,7 @@
 //! The test harness: libtest-mimic for the command line and the report, a scheduler that leases
 //! one cluster per topology, and teardown of every cluster whatever happens.
 
+mod ending;
 mod panics;
 mod plan;
 mod pool;
@@ -8,6 +9,7 @@ pub(crate) mod progress;
 mod scheduler;
 mod seed;
 pub(crate) mod settings;
+mod test_thread;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use libtest_mimic::{Arguments, Completion, Conclusion, Trial};
 
 use crate::provider;
 use crate::registry::TESTS;
+use ending::Stop;
 use plan::TestCase;
 use pool::Pool;
 use progress::say;
@@ -43,13 +46,16 @@ pub enum Suite {
 /// `package`: the cargo package of the test target, when `main!` knows it.
 pub(crate) fn run(package: Option<&'static str>, suite: Suite) -> ExitCode {
     let args = Arguments::from_args();
-    match run_with(args, package, suite) {
+    let code = match run_with(args, package, suite) {
         Ok(code) => code,
         Err(err) => {
             say(format!("error: {err:#}"));
             ExitCode::from(2)
         }
-    }
+    };
+    // If a test called `exit`, the exit hook ends the process (with 101) from here.
+    ending::conclude();
+    code
 }
 
 fn run_with(
@@ -100,7 +106,7 @@ fn run_with(
         // Nothing will run: no provider is touched, no cluster made.
         let conclusion = libtest_mimic::run(&args, ordered);
         if !args.list {
-            print_summary(&args, &conclusion, Counts::default());
+            print_summary(&args, &conclusion, Counts::default(), None);
         }
         return Ok(conclusion.exit_code());
     }
@@ -124,10 +130,20 @@ fn run_with(
             .unwrap_or(1);
         default_max_clusters(largest)
     });
-    let test_slots = args.test_threads.unwrap_or(max_clusters).max(1);
-    // The trials only wait; let each have a thread unless the user chose a number.
-    let selected_count = selected.iter().filter(|s| **s).count();
-    args.test_threads.get_or_insert(selected_count.clamp(1, 64));
+    // The trials only wait: each may have a thread, but never more than there are tests (a
+    // huge `--test-threads` would make libtest start that many).
+    let selected_count = selected.iter().filter(|s| **s).count().max(1);
+    let test_slots = args
+        .test_threads
+        .unwrap_or(max_clusters)
+        .clamp(1, selected_count);
+    args.test_threads = Some(match args.test_threads {
+        Some(chosen) => chosen.clamp(1, selected_count),
+        None => selected_count.min(64),
+    });
+    // A group holds its cluster while it waits for a test slot: never make more clusters than
+    // can run tests (`--test-threads 1` makes one at a time).
+    let cluster_slots = max_clusters.min(test_slots);
 
     let group_jobs: Vec<GroupJob> = groups
         .iter()
@@ -150,6 +166,7 @@ fn run_with(
     let pool = Arc::new(Pool::new(provider));
     // Clusters outlive the run when asked to, or when the provider keeps them for reuse.
     let keep_clusters = settings.keep || pool.provider.reuses();
+    let stop = Stop::new();
     let scheduler = Arc::new(Scheduler {
         pool: pool.clone(),
         keep_clusters,
@@ -158,20 +175,25 @@ fn run_with(
             provider: pool.provider.name(),
             command: reproduce_command(package),
         },
+        stop: stop.clone(),
     });
     panics::install_hook();
-    runtime.spawn(tear_down_on_signal(pool.clone()));
+    runtime.spawn(ending::listen_for_signals(stop.clone(), pool.clone()));
+    ending::guard_exit(stop.clone());
     let guard = TeardownGuard {
         pool: pool.clone(),
         runtime: runtime.handle().clone(),
         keep: keep_clusters,
     };
-    let scheduled = runtime.spawn(scheduler.run(group_jobs, max_clusters, test_slots));
+    let scheduled = runtime.spawn(scheduler.run(group_jobs, cluster_slots, test_slots));
 
     let conclusion = libtest_mimic::run(&args, ordered);
 
     runtime.block_on(async {
         let _ = scheduled.await;
+        if let Some(interrupt) = stop.interrupted() {
+            say(format!("the run was stopped by {}", interrupt.name()));
+        }
         if keep_clusters {
             for cluster in pool.live() {
                 if let Err(err) = pool.provider.keep(&cluster.provisioned) {
@@ -185,6 +207,8 @@ fn run_with(
         }
     });
     drop(guard);
+    // Test threads still blocked in their bodies do not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     let counters = &pool.counters;
     print_summary(
         &args,
@@ -195,14 +219,16 @@ fn run_with(
             reused: pool.get(&counters.reused),
             destroyed: pool.get(&counters.destroyed),
         },
+        Some(pool.provider.name()),
     );
     let teardown_errors = pool.teardown_errors();
     for line in &teardown_errors {
         say(line);
     }
-    Ok(match teardown_errors.is_empty() {
-        true => conclusion.exit_code(),
-        false => ExitCode::from(101),
+    Ok(match (stop.interrupted(), teardown_errors.is_empty()) {
+        (Some(interrupt), _) => ExitCode::from(interrupt.exit_code()),
+        (None, true) => conclusion.exit_code(),
+        (None, false) => ExitCode::from(101),
     })
 }
 
@@ -239,14 +265,16 @@ fn run_ignored(args: &Arguments, cases: &[TestCase], reason: &str) -> ExitCode {
         .collect();
     let conclusion = libtest_mimic::run(args, trials);
     if !args.list {
-        print_summary(args, &conclusion, Counts::default());
+        print_summary(args, &conclusion, Counts::default(), None);
     }
     conclusion.exit_code()
 }
 
 fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>) -> Trial {
-    Trial::test(case.name.clone(), move || match outcome.recv() {
-        Ok(result) => result.map_err(Into::into),
+    Trial::ignorable_test(case.name.clone(), move || match outcome.recv() {
+        Ok(Outcome::Passed) => Ok(Completion::Completed),
+        Ok(Outcome::Failed(message)) => Err(message.into()),
+        Ok(Outcome::NotRun(reason)) => Ok(Completion::ignored_with(reason)),
         Err(_) => Err("the harness never ran this test: its cluster could not be (re)created, see the log above".into()),
     })
     .with_kind(case.topology.label())
@@ -262,14 +290,20 @@ struct Counts {
     destroyed: u64,
 }
 
-fn print_summary(args: &Arguments, conclusion: &Conclusion, counts: Counts) {
+/// `provider`: the provider the run's clusters came from, `None` when nothing was provisioned.
+fn print_summary(
+    args: &Arguments,
+    conclusion: &Conclusion,
+    counts: Counts,
+    provider: Option<&str>,
+) {
     let Counts {
         created,
         recreated,
         reused,
         destroyed,
     } = counts;
-    let line = format!(
+    let mut line = format!(
         "chaos summary: tests={} passed={} failed={} ignored={} clusters_created={created} \
          clusters_recreated={recreated} clusters_destroyed={destroyed} clusters_reused={reused}",
         conclusion.num_passed + conclusion.num_failed + conclusion.num_ignored,
@@ -277,6 +311,9 @@ fn print_summary(args: &Arguments, conclusion: &Conclusion, counts: Counts) {
         conclusion.num_failed,
         conclusion.num_ignored,
     );
+    if let Some(provider) = provider {
+        line.push_str(&format!(" provider={provider}"));
+    }
     // With `--format json`, stdout is one JSON event per line for other tools: keep it so.
     match args.format {
         Some(libtest_mimic::FormatSetting::Json) => eprintln!("{line}"),
@@ -338,36 +375,4 @@ impl Drop for TeardownGuard {
             self.runtime.block_on(self.pool.destroy_all());
         }
     }
-}
-
-/// On Ctrl-C or SIGTERM: remove every cluster, then exit 130, so an interrupted run leaks nothing.
-async fn tear_down_on_signal(pool: Arc<Pool>) {
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-    let live = pool.live();
-    say(format!(
-        "interrupted: removing {} cluster(s) before exiting",
-        live.len()
-    ));
-    pool.destroy_all().await;
-    let counters = &pool.counters;
-    say(format!(
-        "interrupted: clusters_created={} clusters_destroyed={}",
-        pool.get(&counters.created),
-        pool.get(&counters.destroyed)
-    ));
-    std::process::exit(130);
 }

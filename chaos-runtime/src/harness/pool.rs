@@ -20,6 +20,10 @@ pub(crate) struct Pool {
     pub provider: Box<dyn Provider>,
     pub counters: Counters,
     live: Mutex<Vec<Arc<SharedCluster>>>,
+    /// Clusters being created: not live yet, but something of them may exist.
+    creating: Mutex<Vec<String>>,
+    /// Live clusters whose teardown has begun.
+    removing: Mutex<std::collections::HashSet<String>>,
     /// Teardowns that failed, each with what to run by hand.
     teardown_errors: Mutex<Vec<String>>,
 }
@@ -30,6 +34,8 @@ impl Pool {
             provider,
             counters: Counters::default(),
             live: Mutex::default(),
+            creating: Mutex::default(),
+            removing: Mutex::default(),
             teardown_errors: Mutex::default(),
         }
     }
@@ -46,22 +52,72 @@ impl Pool {
             .push(cluster);
     }
 
+    /// `name` is being created, until [`Pool::created`].
+    pub fn creating(&self, name: &str) {
+        self.creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.to_owned());
+    }
+
+    /// The creation of `name` ended, made or not.
+    pub fn created(&self, name: &str) {
+        self.creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|n| n != name);
+    }
+
+    /// The names of every cluster of this run that exists or may exist now: live or being made.
+    pub fn left_behind(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.live().iter().map(|c| c.name.clone()).collect();
+        names.extend(
+            self.creating
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        names
+    }
+
+    /// Removes what the stopped creation of `name` made; a failure is kept for the end of the run.
+    pub async fn discard(&self, name: &str) {
+        match self.provider.discard(name).await {
+            Ok(()) => say(format!("removed the unfinished cluster {name}")),
+            Err(err) => {
+                let line = format!("could not remove the unfinished cluster {name}: {err:#}");
+                say(&line);
+                self.teardown_errors
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line);
+            }
+        }
+        self.created(name);
+    }
+
     pub fn live(&self) -> Vec<Arc<SharedCluster>> {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Tears a cluster down and forgets it; a failure is kept for the end of the run.
+    /// Tears a cluster down and forgets it; a failure is kept for the end of the run. Until
+    /// it is gone it stays listed, so that a second Ctrl-C can say it is left.
     pub async fn destroy(&self, cluster: &SharedCluster) {
-        let was_live = {
-            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-            let before = live.len();
-            live.retain(|c| c.name != cluster.name);
-            live.len() != before
+        let first = {
+            let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            let mut removing = self.removing.lock().unwrap_or_else(|e| e.into_inner());
+            live.iter().any(|c| c.name == cluster.name) && removing.insert(cluster.name.clone())
         };
-        if !was_live {
-            return; // Another path (Ctrl-C, the final sweep) got there first.
+        if !first {
+            return; // Another path (a signal, the final sweep) got there first.
         }
-        match self.provider.destroy(&cluster.provisioned).await {
+        let destroyed = self.provider.destroy(&cluster.provisioned).await;
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|c| c.name != cluster.name);
+        match destroyed {
             Ok(()) => {
                 self.counters.destroyed.fetch_add(1, Ordering::SeqCst);
                 say(format!("removed cluster {}", cluster.name));

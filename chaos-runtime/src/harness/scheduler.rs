@@ -14,17 +14,26 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cluster::{Cluster, SharedCluster};
-use crate::harness::panics;
+use crate::harness::ending::{Interrupt, Stop};
 use crate::harness::pool::Pool;
 use crate::harness::progress::{reporting, say};
 use crate::harness::seed::test_seed;
+use crate::harness::test_thread;
+use crate::lease::Lease;
 use crate::namespace;
 use crate::observe::health;
 use crate::registry::TestFuture;
 use crate::timeline::{self, EntryKind, Timeline, TimelineFile};
 
-/// A test's result as libtest-mimic reports it: `Err` holds the whole failure message.
-pub(crate) type Outcome = Result<(), String>;
+/// A test's result as libtest-mimic reports it.
+#[derive(Clone, Debug)]
+pub(crate) enum Outcome {
+    Passed,
+    /// The whole failure message.
+    Failed(String),
+    /// The run stopped before the test started: reported ignored, with the reason.
+    NotRun(String),
+}
 
 /// One selected test, with the channel its trial waits on.
 pub(crate) struct Job {
@@ -60,6 +69,16 @@ pub(crate) struct Scheduler {
     /// Clusters outlive the run: `CHAOS_KEEP=1`, or a provider that reuses them.
     pub keep_clusters: bool,
     pub reproduce: Reproduce,
+    /// Set on a signal (or a test's `exit`): nothing new starts.
+    pub stop: Stop,
+}
+
+/// The reason a job never ran, for its trial.
+fn not_run(interrupt: Interrupt) -> Outcome {
+    Outcome::NotRun(format!(
+        "not run: the run was stopped by {}",
+        interrupt.name()
+    ))
 }
 
 impl Scheduler {
@@ -76,8 +95,16 @@ impl Scheduler {
         let mut running = JoinSet::new();
         for group in groups {
             // Taken in order, so the largest groups get their clusters first.
-            let Ok(slot) = clusters.clone().acquire_owned().await else {
-                break;
+            let slot = tokio::select! {
+                slot = clusters.clone().acquire_owned() => slot.ok(),
+                _ = self.stop.wait() => None,
+            };
+            let Some(slot) = slot else {
+                let interrupt = self.stop.interrupted().unwrap_or(Interrupt::Int);
+                for job in group.jobs {
+                    let _ = job.outcome.send(not_run(interrupt));
+                }
+                continue;
             };
             let (this, tests) = (self.clone(), tests.clone());
             running.spawn(async move {
@@ -96,24 +123,31 @@ impl Scheduler {
 
     async fn run_group(&self, group: GroupJob, test_slots: Arc<Semaphore>) {
         let label = group.topology.label();
-        let mut cluster = match self.provision(&group.topology, group.jobs.len()).await {
-            Ok(cluster) => cluster,
-            Err(err) => {
-                for job in group.jobs {
-                    let _ = job.outcome.send(Err(format!(
-                        "the [{label}] cluster could not be created: {err:#}"
-                    )));
-                }
-                return;
-            }
+        let count = group.jobs.len();
+        let mut jobs = group.jobs.into_iter();
+        let Some(mut cluster) = self
+            .provision_or_report(&group.topology, &mut jobs, count)
+            .await
+        else {
+            return;
         };
         // One slot for the whole group: its tests keep their order on its cluster.
-        let _slot = test_slots.acquire_owned().await;
-        let count = group.jobs.len();
-        for (index, job) in group.jobs.into_iter().enumerate() {
+        let slot = tokio::select! {
+            slot = test_slots.acquire_owned() => slot.ok(),
+            _ = self.stop.wait() => None,
+        };
+        let _slot = slot;
+        let mut index = 0;
+        while let Some(job) = jobs.next() {
+            index += 1;
+            if let Some(interrupt) = self.stop.interrupted() {
+                let _ = job.outcome.send(not_run(interrupt));
+                continue;
+            }
             let run = self.run_test(&cluster, &job).await;
             let _ = job.outcome.send(run.outcome.clone());
-            if index + 1 == count {
+            let last = index == count || self.stop.interrupted().is_some();
+            if last && !self.keep_clusters {
                 break; // The cluster goes away next: nothing to heal it for.
             }
             let healed = self
@@ -123,32 +157,47 @@ impl Scheduler {
                 Ok(()) => run
                     .timeline
                     .record(EntryKind::Heal, "cluster healed and healthy"),
-                Err(problem) => run.timeline.record(
-                    EntryKind::Heal,
-                    format!("cluster unhealthy, recreated: {problem}"),
-                ),
+                Err(problem) => run
+                    .timeline
+                    .record(EntryKind::Heal, format!("cluster unhealthy: {problem}")),
             }
             self.write_timeline(&cluster, &job, &run);
-            if let Err(problem) = healed {
+            let Err(problem) = healed else { continue };
+            if last {
+                // Kept (CHAOS_KEEP, CHAOS_REUSE) only if healthy: a broken one is not worth
+                // adopting, and says why.
                 say(format!(
-                    "cluster {} is unhealthy after {}: {problem}; recreating it",
+                    "cluster {} is unhealthy after {}: {problem}; removing it rather than keeping it",
                     cluster.name, job.name
                 ));
                 self.pool.destroy(&cluster).await;
-                match self.provision(&group.topology, count - index - 1).await {
-                    Ok(fresh) => {
-                        self.pool
-                            .counters
-                            .recreated
-                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        cluster = fresh;
-                    }
-                    Err(err) => {
-                        say(format!("could not recreate the [{label}] cluster: {err:#}"));
-                        return; // The remaining jobs' senders drop: their trials fail with this.
-                    }
+                return;
+            }
+            say(format!(
+                "cluster {} is unhealthy after {}: {problem}; recreating it",
+                cluster.name, job.name
+            ));
+            self.pool.destroy(&cluster).await;
+            let left = count - index;
+            match self
+                .provision_or_report(&group.topology, &mut jobs, left)
+                .await
+            {
+                Some(fresh) => {
+                    self.pool
+                        .counters
+                        .recreated
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    cluster = fresh;
+                }
+                None => {
+                    say(format!("could not recreate the [{label}] cluster"));
+                    return;
                 }
             }
+        }
+        if let Some(interrupt) = self.stop.interrupted() {
+            jobs.for_each(|job| drop(job.outcome.send(not_run(interrupt))));
         }
         if self.keep_clusters {
             say(format!(
@@ -160,12 +209,53 @@ impl Scheduler {
         }
     }
 
+    /// A cluster for the group's remaining `jobs`, or `None` once each of them has its outcome
+    /// (the cluster could not be made, or the run was stopped while it was being made).
+    async fn provision_or_report(
+        &self,
+        topology: &Topology,
+        jobs: &mut std::vec::IntoIter<Job>,
+        tests: usize,
+    ) -> Option<Arc<SharedCluster>> {
+        let label = topology.label();
+        let name = self.pool.provider.cluster_name(topology);
+        if let Some(interrupt) = self.stop.interrupted() {
+            jobs.for_each(|job| drop(job.outcome.send(not_run(interrupt))));
+            return None;
+        }
+        self.pool.creating(&name);
+        let made = tokio::select! {
+            made = self.provision(&name, topology, tests) => made,
+            interrupt = self.stop.wait() => {
+                // The creation's future is dropped here (kind's process is killed with it);
+                // then whatever it made goes.
+                say(format!("{}: stopping the creation of cluster {name}", interrupt.name()));
+                self.pool.discard(&name).await;
+                jobs.for_each(|job| drop(job.outcome.send(not_run(interrupt))));
+                return None;
+            }
+        };
+        self.pool.created(&name);
+        match made {
+            Ok(cluster) => Some(cluster),
+            Err(err) => {
+                for job in jobs {
+                    let _ = job.outcome.send(Outcome::Failed(format!(
+                        "the [{label}] cluster could not be created: {err:#}"
+                    )));
+                }
+                None
+            }
+        }
+    }
+
     async fn provision(
         &self,
+        name: &str,
         topology: &Topology,
         tests: usize,
     ) -> anyhow::Result<Arc<SharedCluster>> {
-        let name = self.pool.provider.cluster_name(topology);
+        let name = name.to_owned();
         let provider = &self.pool.provider;
         say(format!(
             "creating cluster {name} [{}] on {} for {tests} test(s)",
@@ -216,15 +306,24 @@ impl Scheduler {
                 "could not create the test's namespace {namespace}: {err:#}"
             )),
             Ok(()) => {
-                let cluster =
-                    Cluster::for_test(shared.clone(), namespace.clone(), seed, timeline.clone());
-                self.run_body(cluster, job).await.err()
+                let lease = Lease::new(&job.name);
+                let cluster = Cluster::for_test(
+                    shared.clone(),
+                    namespace.clone(),
+                    seed,
+                    timeline.clone(),
+                    lease.clone(),
+                );
+                let ended = self.run_body(cluster, job).await;
+                // From here on, nothing the test left running acts on the cluster.
+                lease.end();
+                ended.err()
             }
         };
         let outcome = match failure {
             None => {
                 timeline.record(EntryKind::Test, "passed");
-                Ok(())
+                Outcome::Passed
             }
             Some(failure) => {
                 timeline.record(
@@ -232,7 +331,7 @@ impl Scheduler {
                     format!("failed: {}", failure.lines().next().unwrap_or_default()),
                 );
                 let path = timeline::path_for(&job.name);
-                Err(format!(
+                Outcome::Failed(format!(
                     "{failure}\n\ntimeline ({}):\n{}\n\nseed: {seed} (run seed {run})\nreproduce: {reproduce}",
                     path.display(),
                     timeline.render(),
@@ -251,23 +350,25 @@ impl Scheduler {
         run
     }
 
-    /// The test body in its own task: `Err` is the failure, said in full.
+    /// The test body on its own thread and runtime, until it ends, its timeout passes or the run
+    /// is stopped: `Err` is the failure, said in full. A body that blocks its thread still times
+    /// out on time; its thread is left behind, and its lease ends with this call.
     async fn run_body(&self, cluster: Cluster, job: &Job) -> Result<(), String> {
-        let task = tokio::spawn(panics::as_test((job.run)(cluster)));
-        let (abort, task_id) = (task.abort_handle(), task.id());
-        match tokio::time::timeout(job.timeout, task).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(err))) => Err(error_report(&err)),
-            Ok(Err(join)) if join.is_panic() => Err(panics::take_report(task_id)
-                .unwrap_or_else(|| format!("test panicked: {}", panic_message(join.into_panic())))),
-            Ok(Err(join)) => Err(format!("test was cancelled: {join}")),
-            Err(_) => {
-                abort.abort();
+        let mut body = test_thread::start(&job.name, (job.run)(cluster))
+            .map_err(|err| format!("could not start a thread for the test: {err}"))?;
+        tokio::select! {
+            ended = body.finished() => ended,
+            _ = tokio::time::sleep(job.timeout) => {
+                body.cancel();
                 Err(format!(
                     "test timed out after {} (set `timeout = \"...\"` on #[chaos_test], or CHAOS_TEST_TIMEOUT \
                      for every test); the cluster is healed before the next test",
                     humantime::format_duration(job.timeout)
                 ))
+            }
+            interrupt = self.stop.wait() => {
+                body.cancel();
+                Err(format!("stopped by {} while it ran", interrupt.name()))
             }
         }
     }
@@ -291,8 +392,8 @@ impl Scheduler {
             run_seed: self.reproduce.run_seed,
             reproduce: &self.reproduce_line(&job.name),
             outcome: match &run.outcome {
-                Ok(()) => "passed",
-                Err(message) => message,
+                Outcome::Passed => "passed",
+                Outcome::Failed(message) | Outcome::NotRun(message) => message,
             },
             entries: run.timeline.entries(),
         };
@@ -307,6 +408,24 @@ impl Scheduler {
     /// Undoes what the test left behind and checks the cluster is as created. `Err` says why it is
     /// not, and the cluster must not serve another test.
     async fn heal_and_check(
+        &self,
+        cluster: &SharedCluster,
+        namespace: &str,
+        timeline: &Timeline,
+    ) -> Result<(), String> {
+        // Each step waits with its own limit; this one bounds them all (an undo that hangs, a
+        // lock a stopped test still held), so that a heal ends and a broken cluster is replaced.
+        let limit = self.pool.provider.health_timeout() * 4;
+        match tokio::time::timeout(limit, self.heal_steps(cluster, namespace, timeline)).await {
+            Ok(healed) => healed,
+            Err(_) => Err(format!(
+                "the heal did not finish within {}",
+                humantime::format_duration(limit)
+            )),
+        }
+    }
+
+    async fn heal_steps(
         &self,
         cluster: &SharedCluster,
         namespace: &str,
@@ -332,26 +451,5 @@ impl Scheduler {
             .await
             .map_err(|err| err.to_string())?;
         cluster.provisioned.node_faults.check_after_heal().await
-    }
-}
-
-/// The error and its causes, one per line, as `anyhow` prints them with `{:#}` but readable.
-fn error_report(err: &anyhow::Error) -> String {
-    let mut report = err.to_string();
-    let causes: Vec<String> = err.chain().skip(1).map(|c| format!("  {c}")).collect();
-    if !causes.is_empty() {
-        report.push_str("\n\nCaused by:\n");
-        report.push_str(&causes.join("\n"));
-    }
-    report
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(text) => *text,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(text) => (*text).to_owned(),
-            Err(_) => "a panic with a non-text payload".to_owned(),
-        },
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct Settings {
     pub default_timeout: Duration,
     /// How long the sim takes to "provision" a cluster, standing in for kind's creation time.
     pub sim_provision_delay: Duration,
+    /// How long the sim takes to remove a cluster, standing in for `kind delete cluster`.
+    pub sim_teardown_delay: Duration,
     /// The sim's control-plane delays.
     pub sim_timings: Timings,
 }
@@ -89,6 +91,7 @@ impl Settings {
                 "CHAOS_SIM_PROVISION_DELAY",
                 Duration::from_millis(200),
             )?,
+            sim_teardown_delay: duration(&var, "CHAOS_SIM_TEARDOWN_DELAY", Duration::ZERO)?,
             sim_timings: sim_timings(&var)?,
         })
     }

@@ -74,6 +74,12 @@ pub(crate) trait Provider: Send + Sync {
 
     fn destroy<'a>(&'a self, cluster: &'a Provisioned) -> BoxFuture<'a, anyhow::Result<()>>;
 
+    /// Removes what a `create` of `name` that was stopped midway (its future dropped, on a
+    /// signal) had made already. Never touches a cluster of that name this run did not start.
+    fn discard<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// The name of the cluster for `topology`: random by default, so that runs never collide;
     /// stable where the provider reuses clusters across runs.
     fn cluster_name(&self, topology: &Topology) -> String {

@@ -536,6 +536,23 @@ impl Provider for KindProvider {
         Box::pin(self.delete_cluster(&cluster.name))
     }
 
+    fn discard<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            // `create_cluster` writes this process's record before kind runs: without one, the
+            // creation stopped before it made anything, and a cluster of that name is another's.
+            let pid = std::process::id();
+            let ours = self
+                .records
+                .all()
+                .iter()
+                .any(|r| r.cluster == name && r.pid == pid);
+            match ours {
+                true => self.delete_cluster(name).await,
+                false => Ok(()),
+            }
+        })
+    }
+
     fn cluster_name(&self, topology: &Topology) -> String {
         let label = crate::namespace::dns_label_part(&topology.label(), 27);
         match self.reuse {

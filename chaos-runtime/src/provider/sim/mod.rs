@@ -34,8 +34,9 @@ pub(super) const REGISTRATION: Registration = Registration {
                     "chaos: CHAOS_REUSE=1 has no effect on the sim: its clusters end with the process"
                 );
             }
-            let provider =
+            let mut provider =
                 SimProvider::new(settings.sim_provision_delay, settings.sim_timings.clone());
+            provider.teardown_delay = settings.sim_teardown_delay;
             Ok(Box::new(provider) as Box<dyn Provider>)
         })
     },
@@ -44,6 +45,8 @@ pub(super) const REGISTRATION: Registration = Registration {
 pub(crate) struct SimProvider {
     /// Stands in for kind's creation time, so that scheduling behaves as it would on kind.
     provision_delay: Duration,
+    /// Stands in for `kind delete cluster`'s time (none by default).
+    teardown_delay: Duration,
     timings: Timings,
 }
 
@@ -51,6 +54,7 @@ impl SimProvider {
     pub fn new(provision_delay: Duration, timings: Timings) -> Self {
         SimProvider {
             provision_delay,
+            teardown_delay: Duration::ZERO,
             timings,
         }
     }
@@ -114,7 +118,10 @@ impl Provider for SimProvider {
 
     fn destroy<'a>(&'a self, _cluster: &'a Provisioned) -> BoxFuture<'a, anyhow::Result<()>> {
         // The API server lives as long as clients hold it: dropping the cluster ends it.
-        Box::pin(async { Ok(()) })
+        Box::pin(async {
+            tokio::time::sleep(self.teardown_delay).await;
+            Ok(())
+        })
     }
 
     fn how_to_reach(&self, cluster: &Provisioned) -> String {
