@@ -136,7 +136,14 @@ mod tests {
 
     #[test]
     fn netem_values_tc_refuses_are_refused_with_the_value_and_the_range() {
-        for loss in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.5, 100.5, 1e300] {
+        for loss in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.5,
+            100.5,
+            1e300,
+        ] {
             let error = netem(None, Some(loss)).check().unwrap_err();
             assert!(
                 error.contains("from 0 to 100") && error.contains(&format!("not {loss}")),
@@ -147,7 +154,10 @@ mod tests {
         let error = netem(Some(Duration::MAX), None).check().unwrap_err();
         assert!(error.contains("more than tc can express"), "{error}");
         let error = netem(None, None).check().unwrap_err();
-        assert!(error.contains("a delay, a loss percentage or both"), "{error}");
+        assert!(
+            error.contains("a delay, a loss percentage or both"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use super::script::Script;
-use crate::faults::NodeFault;
 use super::{Docker, DockerError, DockerErrorKind};
+use crate::faults::NodeFault;
 
 /// The node's interface on kind's network: a node has no other.
 const DEVICE: &str = "eth0";
