@@ -161,3 +161,40 @@ async fn errors_name_the_document_and_the_problem() {
     let untyped = error("metadata: {name: x}\n").await;
     assert!(untyped.contains("no apiVersion and kind"), "{untyped}");
 }
+
+fn config_maps(count: usize) -> String {
+    (0..count)
+        .map(|i| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\n"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[tokio::test]
+async fn more_than_1024_documents_are_applied_and_a_manifest_over_the_cap_is_refused_saying_so() {
+    let client = cluster_with_namespace("test-ns").await;
+    let config_maps_api = Api::<ConfigMap>::namespaced(client.clone(), "test-ns");
+
+    // serde-saphyr's default cap (1,024) once made this "not valid YAML".
+    let applied = apply_yaml(&client, "test-ns", &config_maps(1_025))
+        .await
+        .unwrap();
+    assert_eq!(applied.len(), 1_025);
+    config_maps_api.get("cm-1024").await.unwrap();
+
+    let message = format!(
+        "{:#}",
+        apply_yaml(&client, "test-ns", &config_maps(10_001))
+            .await
+            .unwrap_err()
+    );
+    assert!(
+        message.contains("has 10001 YAML documents, more than the 10000")
+            && message.contains("split it into several manifests")
+            && !message.contains("not valid YAML")
+            && !message.contains('\n'),
+        "{message}"
+    );
+    // Refused before anything was applied.
+    let err = config_maps_api.get("cm-10000").await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 404));
+}

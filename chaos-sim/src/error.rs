@@ -50,9 +50,13 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         });
+        // `metav1.Status.Reason` is `omitempty`: an error the apiserver could not classify
+        // (etcd's "request is too large") has none.
+        if !self.reason.is_empty() {
+            status["reason"] = self.reason.clone().into();
+        }
         if !self.details.is_null() {
             status["details"] = self.details.clone();
         }
@@ -182,6 +186,33 @@ impl ApiError {
             ),
         )
         .with_details(details)
+    }
+
+    /// 403 as `errors.NewForbidden` words it (k8s.io/apimachinery/pkg/api/errors/errors.go):
+    /// `{resource} "{name}" is forbidden: {reason}`.
+    pub(crate) fn forbidden(resource: &ResourceKey, name: &str, reason: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {reason}", resource.qualified()),
+        )
+        .with_details(object_details(resource, name))
+    }
+
+    /// 413 as `errors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", limit))` words
+    /// it (k8s.io/apiserver/pkg/endpoints/handlers/rest.go, `limitedReadBody`).
+    pub(crate) fn request_entity_too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
+    }
+
+    /// 500 with no reason and etcd's own message: what kube-apiserver answers when etcd
+    /// refuses a request over its `--max-request-bytes` (see `limits::ETCD_MAX_REQUEST_BYTES`).
+    pub(crate) fn etcd_request_too_large() -> Self {
+        Self::new(500, "", "etcdserver: request is too large")
     }
 
     /// 410 for a watch that starts before the kept history.

@@ -14,11 +14,14 @@
 //! writes except that [`ApiServer::update`] replaces `.status` too.
 //!
 //! The namespaces a cluster starts with (`default`, `kube-system`, `kube-public`,
-//! `kube-node-lease`) exist from the start.
+//! `kube-node-lease`) exist from the start; the first three cannot be deleted, as on a real
+//! cluster. What the real API server and etcd refuse for size alone is refused too: a request
+//! body over 3 MiB (413) and an object over etcd's 1.5 MiB request limit (500).
 
 pub mod control;
 mod discovery;
 mod error;
+mod limits;
 mod meta;
 mod patch;
 mod resources;

@@ -20,7 +20,7 @@ use super::router::{Query, ResourcePath, Route, parse_path};
 use super::selector::Selectors;
 use super::store::{StatusPolicy, Store};
 use super::watch::{self, Start, WatchSpec};
-use super::{ApiServer, discovery, meta};
+use super::{ApiServer, discovery, limits, meta};
 
 pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -75,6 +75,9 @@ pub(crate) async fn handle(
             )));
         }
     };
+    if let Err(e) = limits::check_body(&body) {
+        return error_response(&e);
+    }
     let call = Call {
         method: parts.method,
         query: Query::parse(parts.uri.query()),

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
 use super::error::ApiError;
+use super::limits;
 use super::meta;
 use super::resources::{self, CRDS, NAMESPACES, Registry, ResourceInfo, ResourceKey};
 use super::selector::Selectors;
@@ -218,9 +219,18 @@ impl Store {
         for field in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
             meta::remove(&mut obj, field);
         }
+        self.check_stored_size(info, &obj)?;
         let stored = self.write(&key, obj, None);
         self.after_write(info, &stored);
         Ok(stored)
+    }
+
+    /// etcd's request limit; a dry run never reaches etcd.
+    fn check_stored_size(&self, info: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        limits::check_stored_size(info, obj)
     }
 
     /// The NamespaceLifecycle admission plugin.
@@ -304,6 +314,7 @@ impl Store {
         if obj == old {
             return Ok(old);
         }
+        self.check_stored_size(info, &obj)?;
         let stored = self.write(&key, obj, Some(old));
         self.after_write(info, &stored);
         Ok(self.collect_if_done(&key, &ns, &name).unwrap_or(stored))
@@ -316,6 +327,8 @@ impl Store {
             .cloned()
             .ok_or_else(|| ApiError::not_found(key, name))?;
         if *key == namespaces_key() {
+            // NamespaceLifecycle admits (or refuses) the deletion once the object is found.
+            limits::check_namespace_deletion(key, name)?;
             return Ok(self.delete_namespace(current));
         }
         if !meta::finalizers_pending(&current) {

@@ -1332,3 +1332,120 @@ async fn watch_ends_after_timeout_seconds() {
         .unwrap();
     assert!(matches!(&events[..], [WatchEvent::Added(cm)] if cm.name_any() == "cm"));
 }
+
+/// A custom resource (stored as JSON, so its size is what etcd gets) with `bytes` of payload,
+/// and its API on a fresh server.
+fn big_thing(name: &str, bytes: usize) -> (Api<DynamicObject>, DynamicObject) {
+    let gvk = GroupVersionKind::gvk("example.com", "v1", "Thing");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "things");
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "example.com/v1",
+        "kind": "Thing",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"payload": "x".repeat(bytes)},
+    }))
+    .unwrap();
+    let client = setup().1;
+    (Api::namespaced_with(client, "default", &resource), object)
+}
+
+#[tokio::test]
+async fn a_body_over_the_apiservers_3_mib_limit_is_refused_with_413() {
+    let (_server, client) = setup();
+    let api: Api<ConfigMap> = Api::default_namespaced(client);
+    let mut cm = config_map("huge", &[]);
+    cm.data = Some([("key".to_owned(), "x".repeat(3 * 1024 * 1024))].into());
+    let s = status(api.create(&PostParams::default(), &cm).await);
+    assert_eq!(
+        (s.code, s.reason.as_str(), s.message.as_str()),
+        (
+            413,
+            "RequestEntityTooLarge",
+            "Request entity too large: limit is 3145728"
+        )
+    );
+    // A server-side apply is a PATCH: the same limit.
+    let s = status(
+        api.patch("huge", &PatchParams::apply("t"), &Patch::Apply(&cm))
+            .await,
+    );
+    assert_eq!(s.code, 413);
+    assert_eq!(status(api.get("huge").await).code, 404, "nothing stored");
+}
+
+#[tokio::test]
+async fn an_object_over_etcds_request_limit_is_refused_as_the_apiserver_relays_it() {
+    // Under 3 MiB, so the API server reads it; over 1.5 MiB, so etcd refuses it.
+    let (api, thing) = big_thing("big", 1600 * 1024);
+    let s = status(api.create(&PostParams::default(), &thing).await);
+    assert_eq!(
+        (s.code, s.reason.as_str(), s.message.as_str()),
+        (500, "", "etcdserver: request is too large")
+    );
+    assert_eq!(status(api.get("big").await).code, 404, "nothing stored");
+
+    // One that fits is stored; growing it past the limit is refused and leaves it as it was.
+    let (api, thing) = big_thing("grows", 1400 * 1024);
+    api.create(&PostParams::default(), &thing).await.unwrap();
+    let grow = json!({"spec": {"payload": "y".repeat(1600 * 1024)}});
+    let s = status(
+        api.patch("grows", &PatchParams::default(), &Patch::Merge(&grow))
+            .await,
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (500, "etcdserver: request is too large")
+    );
+    let stored = api.get("grows").await.unwrap();
+    assert!(
+        stored.data["spec"]["payload"]
+            .as_str()
+            .unwrap()
+            .starts_with('x')
+    );
+
+    // A dry run never reaches etcd.
+    let (api, thing) = big_thing("dry", 1600 * 1024);
+    api.create(
+        &PostParams {
+            dry_run: true,
+            ..Default::default()
+        },
+        &thing,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn default_kube_system_and_kube_public_cannot_be_deleted_but_kube_node_lease_can() {
+    let (_server, client) = setup();
+    let namespaces: Api<Namespace> = Api::all(client);
+    for name in ["default", "kube-system", "kube-public"] {
+        let s = status(namespaces.delete(name, &DeleteParams::default()).await);
+        assert_eq!(
+            (s.code, s.reason.as_str(), s.message.as_str()),
+            (
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted")
+                    .as_str()
+            )
+        );
+        let details = s.details.unwrap();
+        assert_eq!(
+            (details.name.as_str(), details.kind.as_str()),
+            (name, "namespaces")
+        );
+        let kept = namespaces.get(name).await.unwrap();
+        assert!(
+            kept.metadata.deletion_timestamp.is_none(),
+            "{name} not terminating"
+        );
+    }
+    namespaces
+        .delete("kube-node-lease", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(status(namespaces.get("kube-node-lease").await).code, 404);
+}

@@ -396,6 +396,44 @@ async fn network_faults_act_or_name_what_the_host_lacks(cluster: &Cluster) -> an
     Ok(())
 }
 
+/// netem values `tc` refuses (loss outside 0–100 %, NaN, infinite; nothing to do at all) are
+/// refused on every provider with one line naming the value, before anything is applied: no
+/// fault in the timeline, none for the heal to undo.
+#[chaos_test(masters = 1, workers = 3)]
+async fn netem_values_tc_refuses_are_refused_before_anything_is_applied(
+    cluster: &Cluster,
+) -> anyhow::Result<()> {
+    let worker = cluster.workers()[0];
+    for loss in [f64::NAN, f64::INFINITY, -1.0, 100.5] {
+        let Err(err) = worker.network_loss(loss).await else {
+            anyhow::bail!("a loss of {loss} % was accepted");
+        };
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("from 0 to 100") && message.contains(&format!("not {loss}")),
+            "{message}"
+        );
+        assert!(!message.contains('\n'), "one line: {message}");
+    }
+    let nothing = NodeFault::Netem {
+        delay: None,
+        loss_percent: None,
+    };
+    let Err(err) = worker.inject(nothing).await else {
+        anyhow::bail!("netem with neither delay nor loss was accepted");
+    };
+    assert!(format!("{err:#}").contains("a delay, a loss percentage or both"));
+    let faults: Vec<String> = cluster
+        .timeline()
+        .entries()
+        .into_iter()
+        .filter(|e| e.kind == chaos_runtime::timeline::EntryKind::Fault)
+        .map(|e| e.what)
+        .collect();
+    assert!(faults.is_empty(), "nothing applied: {faults:?}");
+    Ok(())
+}
+
 #[chaos_test(masters = 3, workers = 1)]
 async fn an_ha_control_plane_loses_one_and_keeps_serving(cluster: &Cluster) -> anyhow::Result<()> {
     let lost = cluster.lose_control_plane().await?;

@@ -131,16 +131,17 @@ impl FaultContext {
             NodeFault::Pause => format!("pause {node}"),
             NodeFault::KubeletStop => format!("stop the kubelet of {node}"),
             NodeFault::Isolate => format!("isolate {node}"),
-            NodeFault::Netem {
-                delay,
-                loss_percent,
-            } => format!("netem {node} delay {delay:?} loss {loss_percent:?}%"),
+            NodeFault::Netem { .. } => format!("{fault} on {node}"),
             NodeFault::Partition { a, b } => {
                 let a: Vec<&str> = a.iter().map(String::as_str).collect();
                 let b: Vec<&str> = b.iter().map(String::as_str).collect();
                 return self.partition(&a, &b).await;
             }
         };
+        // Refused before anything is applied, on every provider alike.
+        if let Err(problem) = fault.check() {
+            bail!("{what}: {problem}");
+        }
         let applied = self
             .nodes
             .apply(node, &fault)

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::script::Script;
 use super::{Docker, DockerError, DockerErrorKind};
+use crate::faults::NodeFault;
 
 /// The node's interface on kind's network: a node has no other.
 const DEVICE: &str = "eth0";
@@ -50,10 +51,18 @@ fn tc_args(
     delay: Option<Duration>,
     loss_percent: Option<f64>,
 ) -> Result<Vec<String>, DockerError> {
-    let invalid =
-        |message: &str| DockerError::new(DockerErrorKind::InvalidRequest, Some(node), message);
-    if delay.is_none() && loss_percent.is_none() {
-        return Err(invalid("netem needs a delay, a loss percentage or both"));
+    // The same check every provider makes before applying (`NodeFault::check`), kept here for
+    // callers of the ledger that do not go through the fault API.
+    let fault = NodeFault::Netem {
+        delay,
+        loss_percent,
+    };
+    if let Err(problem) = fault.check() {
+        return Err(DockerError::new(
+            DockerErrorKind::InvalidRequest,
+            Some(node),
+            problem,
+        ));
     }
     let mut args: Vec<String> = ["tc", "qdisc", "replace", "dev", DEVICE, "root", "netem"]
         .map(String::from)
@@ -62,11 +71,6 @@ fn tc_args(
         args.extend(["delay".to_owned(), format!("{}us", delay.as_micros())]);
     }
     if let Some(loss) = loss_percent {
-        if !(0.0..=100.0).contains(&loss) {
-            return Err(invalid(&format!(
-                "netem loss must be within 0–100 %, not {loss}"
-            )));
-        }
         args.extend(["loss".to_owned(), format!("{loss}%")]);
     }
     Ok(args)
