@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use chaos_runtime::k8s_openapi::api::apps::v1::Deployment;
 use chaos_runtime::k8s_openapi::api::core::v1::{Node as NodeObject, Pod, Service};
 use chaos_runtime::kube::api::{ListParams, Patch, PatchParams};
@@ -435,6 +436,180 @@ async fn single_master_a_run_killed_mid_test_leaves_nothing_after_the_next_run(
     anyhow::ensure!(left.is_empty(), "left after the next run: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// A child run of `a_run_to_be_killed` (waiting inside its test), its output in a file.
+struct ChildRun {
+    child: tokio::process::Child,
+    log: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl ChildRun {
+    fn start(name: &str) -> anyhow::Result<ChildRun> {
+        let dir = std::env::temp_dir().join(format!("e2e-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let log = dir.join("child.log");
+        let output = std::fs::File::create(&log)?;
+        let child = tokio::process::Command::new(std::env::current_exe()?)
+            .args(["--ignored", "a_run_to_be_killed"])
+            .env("E2E_CHILD_MARKER", dir.join("cluster"))
+            .env("E2E_CHILD_WAIT", "1")
+            .stdout(output.try_clone()?)
+            .stderr(output)
+            .kill_on_drop(true)
+            .spawn()?;
+        Ok(ChildRun { child, log, dir })
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until `found` finds something in the child's output (or elsewhere), at most 300 s.
+    async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut found: impl FnMut(&str) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            let output = self.output();
+            if let Some(found) = found(&output) {
+                return Ok(found);
+            }
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!(
+                    "the child run ended ({status}) before {what}; its output:\n{output}"
+                );
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "waited 300 s for {what}; the child's output so far:\n{output}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Sends SIGINT and waits (at most 180 s) for the run to end; its exit code.
+    async fn interrupt(&mut self) -> anyhow::Result<Option<i32>> {
+        let pid = self.child.id().context("the child runs")?;
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(sent.success(), "kill -INT {pid} failed");
+        let status = tokio::time::timeout(Duration::from_secs(180), self.child.wait())
+            .await
+            .with_context(|| {
+                format!(
+                    "the run did not end within 180 s of SIGINT:\n{}",
+                    self.output()
+                )
+            })??;
+        Ok(status.code())
+    }
+
+    /// The cluster's containers and its ownership record are gone.
+    fn assert_nothing_left_of(&self, cluster: &str) -> anyhow::Result<()> {
+        let left: Vec<_> = standin::kind_containers()?
+            .into_iter()
+            .filter(|c| c.cluster == cluster)
+            .collect();
+        anyhow::ensure!(
+            left.is_empty(),
+            "left after SIGINT: {left:?}; the run said:\n{}",
+            self.output()
+        );
+        let record = chaos_runtime::__kind::ownership::Records::default_location()
+            .dir()
+            .join("clusters")
+            .join(format!("{cluster}.json"));
+        anyhow::ensure!(
+            !record.exists(),
+            "the record {} is left after SIGINT",
+            record.display()
+        );
+        Ok(())
+    }
+}
+
+impl Drop for ChildRun {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The name in the child's `creating cluster NAME [...]` line.
+fn cluster_being_created(output: &str) -> Option<String> {
+    output.lines().find_map(|l| {
+        let rest = l.split("creating cluster ").nth(1)?;
+        Some(rest.split_whitespace().next()?.to_owned())
+    })
+}
+
+/// SIGINT while kind creates the cluster: the creation is stopped, what it made removed, the test
+/// reported not run, and the run exits 130.
+#[chaos_test(masters = 1, workers = 3, timeout = "20m")]
+async fn single_master_sigint_during_creation_leaves_no_container(
+    _cluster: &Cluster,
+) -> anyhow::Result<()> {
+    let mut child = ChildRun::start("sigint-creating")?;
+    let name = child
+        .wait_for(
+            "the child to start creating its cluster",
+            cluster_being_created,
+        )
+        .await?;
+    // Interrupt once kind has made a container of it, so that there is something to remove.
+    child
+        .wait_for("kind to make a node container", |_| {
+            let made = standin::kind_containers().ok()?;
+            made.iter().any(|c| c.cluster == name).then_some(())
+        })
+        .await?;
+    let code = child.interrupt().await?;
+    let output = child.output();
+    anyhow::ensure!(
+        code == Some(130),
+        "exit code {code:?}, expected 130:\n{output}"
+    );
+    anyhow::ensure!(
+        output.contains(&format!("SIGINT: stopping the creation of cluster {name}")),
+        "the run does not say it stopped the creation:\n{output}"
+    );
+    anyhow::ensure!(
+        output.contains("not run: the run was stopped by SIGINT"),
+        "the test is not reported not run:\n{output}"
+    );
+    child.assert_nothing_left_of(&name)
+}
+
+/// SIGINT while a test runs (a worker paused): the test is stopped and failed, the cluster
+/// removed, and the run exits 130.
+#[chaos_test(masters = 1, workers = 3, timeout = "20m")]
+async fn single_master_sigint_during_a_test_leaves_no_container(
+    _cluster: &Cluster,
+) -> anyhow::Result<()> {
+    let mut child = ChildRun::start("sigint-testing")?;
+    let marker = child.dir.join("cluster");
+    let name = child
+        .wait_for("the child to be inside its test", |_| {
+            std::fs::read_to_string(&marker)
+                .ok()
+                .filter(|c| !c.is_empty())
+        })
+        .await?;
+    let code = child.interrupt().await?;
+    let output = child.output();
+    anyhow::ensure!(
+        code == Some(130),
+        "exit code {code:?}, expected 130:\n{output}"
+    );
+    anyhow::ensure!(
+        output.contains("stopped by SIGINT while it ran"),
+        "the test is not failed as stopped:\n{output}"
+    );
+    child.assert_nothing_left_of(&name)
 }
 
 fn main() -> ExitCode {

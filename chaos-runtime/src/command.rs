@@ -139,6 +139,10 @@ impl Cmd {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // A group of its own: a Ctrl-C in the terminal reaches the harness, which decides
+            // (a teardown's `docker` must not die with it), and a stopped command's children
+            // (kind's `docker run`s) can be killed with it.
+            .process_group(0)
             .spawn()
             .map_err(|error| match error.kind() {
                 std::io::ErrorKind::NotFound => CommandError::NotFound {
@@ -150,6 +154,7 @@ impl Cmd {
                     error,
                 },
             })?;
+        let mut group = GroupKill(child.id());
         if let (Some(input), Some(mut pipe)) = (&self.stdin, child.stdin.take()) {
             pipe.write_all(input)
                 .await
@@ -183,6 +188,7 @@ impl Cmd {
             out.map_err(io)?;
             err.map_err(io)?;
             let status = child.wait().await.map_err(io)?;
+            group.0 = None; // Ended: its group id may be reused.
             Ok::<_, CommandError>((status, stdout, stderr))
         };
         let (status, stdout, stderr) = match tokio::time::timeout(self.timeout, finished).await {
@@ -202,6 +208,20 @@ impl Cmd {
                 code: status.code(),
                 stderr,
             }),
+        }
+    }
+}
+
+/// Kills a command's whole process group when dropped before the command ended (timeout, or the
+/// future dropped on a signal): a killed `kind create` must not leave its `docker run`s going.
+struct GroupKill(Option<u32>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: a plain syscall; the group is the one `process_group(0)` made for the
+            // child, which has not been reaped yet (`wait` clears `self.0`).
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
     }
 }

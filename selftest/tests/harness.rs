@@ -319,6 +319,40 @@ fn max_clusters_one_runs_the_topologies_one_after_another() {
 }
 
 #[test]
+fn test_threads_one_makes_one_cluster_at_a_time() {
+    // Two topologies; with one test at a time, the second cluster is made after the first is
+    // removed, not up front to wait idle.
+    let r = run(FAILURES, &["--test-threads", "1"], &[]);
+    let events: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("creating cluster") || l.contains("removed cluster"))
+        .collect();
+    assert_eq!(events.len(), 4, "{}", r.both());
+    assert!(
+        events[0].contains("creating") && events[1].contains("removed"),
+        "{}",
+        r.both()
+    );
+    assert!(
+        events[2].contains("creating") && events[3].contains("removed"),
+        "{}",
+        r.both()
+    );
+}
+
+#[test]
+fn a_huge_test_threads_runs_the_tests() {
+    let r = run(
+        FAILURES,
+        &["--test-threads", &u64::MAX.to_string(), "e_passes"],
+        &[],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.both());
+    assert_eq!(r.summary()["passed"], 1, "{}", r.both());
+}
+
+#[test]
 fn keep_leaves_clusters_and_says_how_to_reach_them() {
     let r = run(FAILURES, &["e_passes"], &[("CHAOS_KEEP", "1")]);
     let s = r.summary();

@@ -546,9 +546,29 @@ impl Provider for KindProvider {
                 .all()
                 .iter()
                 .any(|r| r.cluster == name && r.pid == pid);
-            match ours {
-                true => self.delete_cluster(name).await,
-                false => Ok(()),
+            if !ours {
+                return Ok(());
+            }
+            // kind's process group was killed with the creation, but a `docker run` the daemon
+            // had already taken still makes its container: delete until none is left.
+            let mut rounds = 0;
+            loop {
+                self.delete_cluster(name).await?;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let left = Cmd::new("docker")
+                    .args(["ps", "-aq", "--filter"])
+                    .arg(format!("label={}={name}", docker::CLUSTER_LABEL))
+                    .run()
+                    .await?;
+                rounds += 1;
+                match (left.stdout.trim().is_empty(), rounds) {
+                    (true, _) => return Ok(()),
+                    (false, 5) => bail!(
+                        "containers of {name} keep appearing: remove them with `kind delete \
+                         cluster --name {name}`"
+                    ),
+                    (false, _) => {}
+                }
             }
         })
     }

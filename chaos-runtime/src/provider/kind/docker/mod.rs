@@ -19,6 +19,7 @@ use std::time::Duration;
 pub use crate::faults::NodeFault;
 pub use error::{DockerError, DockerErrorKind};
 pub use ledger::{FaultDescription, FaultId, FaultLedger, HealError};
+pub(crate) use nodes::CLUSTER_LABEL;
 pub use nodes::NodeContainer;
 
 use crate::command::{Cmd, Output};
