@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use chaos_runtime::__kind::ownership::{Disposition, Records, owned_containers};
+use chaos_runtime::__kind::ownership::{Disposition, OwnedContainer, Records, owned_containers};
 use chaos_runtime::__kind::{Survey, list_clusters, remove_leftovers};
 
 use crate::Failure;
@@ -21,7 +21,8 @@ pub(crate) fn ls() -> Result<(), Failure> {
         .block_on(list_clusters(&records))
         .map_err(Failure::Other)?;
     let containers = runtime.block_on(owned_containers());
-    let mut out = render_clusters(&survey);
+    let fixtures = containers.as_deref().unwrap_or_default();
+    let mut out = render_clusters(&survey, fixtures);
     match containers {
         Ok(containers) if !containers.is_empty() => {
             writeln!(out, "\n{:<40} {:<9} {:>8}  GC", "CONTAINER", "OWNER", "PID").unwrap();
@@ -54,8 +55,10 @@ pub(crate) fn ls() -> Result<(), Failure> {
     crate::print(&out)
 }
 
-/// The table of clusters and the notes on records without a cluster.
-fn render_clusters(survey: &Survey) -> String {
+/// The table of clusters and the notes on records without a cluster. A cluster with no record
+/// whose nodes are containers of the project's tests (`fixtures`) is shown with their owner: `gc`
+/// removes it by removing them (marked `(rm)`).
+fn render_clusters(survey: &Survey, fixtures: &[OwnedContainer]) -> String {
     let mut out = String::new();
     writeln!(
         out,
@@ -76,15 +79,26 @@ fn render_clusters(survey: &Survey) -> String {
                     .unwrap_or_default(),
             ),
         };
-        let gc = match disposition {
+        let mut gc = match disposition {
             Disposition::Remove => "delete",
             _ => "-",
         };
+        let mut owner = disposition.label();
+        let nodes: Vec<&OwnedContainer> = fixtures
+            .iter()
+            .filter(|c| c.cluster.as_deref() == Some(listing.name.as_str()))
+            .collect();
+        if disposition == Disposition::NotOurs && !nodes.is_empty() {
+            let all_gone = nodes.iter().all(|c| c.disposition == Disposition::Remove);
+            (owner, gc) = match all_gone {
+                true => ("gone", "(rm)"),
+                false => ("running", "-"),
+            };
+        }
         writeln!(
             out,
-            "{:<40} {:<9} {pid:>8}  {gc:<6}  {kubeconfig}",
+            "{:<40} {owner:<9} {pid:>8}  {gc:<6}  {kubeconfig}",
             listing.name,
-            disposition.label()
         )
         .unwrap();
     }

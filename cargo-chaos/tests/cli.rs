@@ -401,11 +401,14 @@ esac
 }
 
 /// A fake docker beside the fake kind: `ps` prints the `containers` file (name, owner pid and
-/// start, tab-separated), `rm` logs to `calls` and removes the container from that file.
+/// start, kind cluster: tab-separated), `rm` logs to `calls` and removes the container from that file.
 fn fake_docker(dir: &Path, containers: &[(&str, u32, u64)]) {
     let lines: String = containers
         .iter()
-        .map(|(name, pid, start)| format!("{name}\t{pid}\t{start}\n"))
+        .map(|(name, pid, start)| {
+            let cluster = name.rsplit_once('-').unwrap().0;
+            format!("{name}\t{pid}\t{start}\t{cluster}\n")
+        })
         .collect();
     std::fs::write(dir.join("containers"), lines).unwrap();
     let body = r#"#!/bin/sh
@@ -703,7 +706,7 @@ fn ls_marks_exactly_what_gc_removes() {
     let me = std::process::id();
     let scene = Scene::new(
         "agree",
-        &["chaos-dead", "chaos-live"],
+        &["chaos-dead", "chaos-live", "chaos-fx-1"],
         &[
             ("chaos-fx-1-worker", pid, 1),
             ("chaos-fx-2-worker", me, my_start()),
@@ -738,6 +741,8 @@ fn ls_marks_exactly_what_gc_removes() {
             .collect()
     };
     assert_eq!(marked("CLUSTER", "delete"), ["chaos-dead"], "{}", ls.stdout);
+    // The fixture's kind "cluster" goes with its containers.
+    assert_eq!(marked("CLUSTER", "(rm)"), ["chaos-fx-1"], "{}", ls.stdout);
     assert_eq!(
         marked("CONTAINER", "remove"),
         ["chaos-fx-1-worker", "chaos-fx-3-worker"],

@@ -160,6 +160,10 @@ pub const OWNER_PID_LABEL: &str = "dev.chaos.owner.pid";
 /// The Docker label holding the owner's start time (clock ticks since boot).
 pub const OWNER_START_LABEL: &str = "dev.chaos.owner.start";
 
+/// kind's label naming a node's cluster (kind `pkg/cluster/internal/providers/docker/constants.go`,
+/// `clusterLabelKey`).
+const KIND_CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+
 /// `docker run --label` values that make this process a container's owner: when it ends,
 /// [`leftover_containers`] (the next run of the tests that made it, and `cargo chaos gc`) removes
 /// the container.
@@ -178,6 +182,9 @@ pub struct OwnedContainer {
     pub name: String,
     /// Its owner's pid, if the label is a number.
     pub pid: Option<u32>,
+    /// The kind cluster it belongs to (kind's `io.x-k8s.kind.cluster` label), if any: fixtures
+    /// shaped like kind nodes are listed by `kind get clusters` too.
+    pub cluster: Option<String>,
     /// What to do with it; [`Disposition::Corrupt`] when its labels are not numbers.
     pub disposition: Disposition,
 }
@@ -185,7 +192,7 @@ pub struct OwnedContainer {
 /// Every container labelled with an owner, and what `gc` does with it.
 pub async fn owned_containers() -> anyhow::Result<Vec<OwnedContainer>> {
     let format = format!(
-        "{{{{.Names}}}}\t{{{{.Label \"{OWNER_PID_LABEL}\"}}}}\t{{{{.Label \"{OWNER_START_LABEL}\"}}}}"
+        "{{{{.Names}}}}\t{{{{.Label \"{OWNER_PID_LABEL}\"}}}}\t{{{{.Label \"{OWNER_START_LABEL}\"}}}}\t{{{{.Label \"{KIND_CLUSTER_LABEL}\"}}}}"
     );
     let out = crate::command::Cmd::new("docker")
         .args(["ps", "--all", "--filter"])
@@ -203,6 +210,11 @@ pub async fn owned_containers() -> anyhow::Result<Vec<OwnedContainer>> {
             let name = fields.next().unwrap_or_default().trim().to_owned();
             let pid = fields.next().and_then(|p| p.trim().parse::<u32>().ok());
             let start = fields.next().and_then(|s| s.trim().parse::<u64>().ok());
+            let cluster = fields
+                .next()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
             let disposition = match (pid, start) {
                 (Some(pid), Some(start)) => match owner_state(pid, start) {
                     OwnerState::Running => Disposition::Running,
@@ -213,6 +225,7 @@ pub async fn owned_containers() -> anyhow::Result<Vec<OwnedContainer>> {
             OwnedContainer {
                 name,
                 pid,
+                cluster,
                 disposition,
             }
         })
