@@ -1467,6 +1467,51 @@ esac
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A `kind` whose delete fails, as kind's does, while `<kubeconfig>.lock` exists (kind
+    /// `pkg/cluster/internal/kubeconfig/internal/kubeconfig/lock.go`).
+    const LOCKING_KIND: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+echo "$*" >> "$dir/calls"
+kubeconfig=${KUBECONFIG:-$HOME/.kube/config}
+while [ $# -gt 0 ]; do case "$1" in --kubeconfig) kubeconfig=$2 ;; esac; shift; done
+if [ -e "$kubeconfig.lock" ]; then
+  echo "ERROR: failed to lock config file: open $kubeconfig.lock: file exists" >&2; exit 1
+fi
+"#;
+
+    #[tokio::test]
+    async fn a_stale_lock_on_our_own_kubeconfig_does_not_fail_the_delete() {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let provider = provider_with(LOCKING_KIND, &dir);
+        let name = "chaos-locked";
+        let kubeconfig = provider.kubeconfig_path(name);
+        std::fs::create_dir_all(&provider.work_dir).unwrap();
+        provider
+            .records
+            .write(&OwnerRecord::for_this_process(
+                name,
+                "kind",
+                Some(kubeconfig.clone()),
+            ))
+            .unwrap();
+        // Left by a kind killed while it held the lock (our creation timed out, say).
+        let lock = dir.join("work").join(format!("{name}.kubeconfig.lock"));
+        std::fs::write(&lock, "").unwrap();
+
+        provider.delete_cluster(name).await.expect("deleted");
+        let calls = calls(&dir);
+        assert_eq!(
+            calls,
+            [format!(
+                "delete cluster --name {name} --kubeconfig {}",
+                kubeconfig.display()
+            )]
+        );
+        assert!(provider.records.all().is_empty(), "its record goes");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[tokio::test]
     async fn an_unknown_version_fails_before_kind_is_called() {
         let (dir, provider) = scratch("unknown");
