@@ -460,7 +460,9 @@ fn a_broken_steady_state_names_the_check_what_it_saw_and_the_timeline_file() {
         .unwrap_or_else(|| panic!("no timeline path: {}", r.both()))
         .to_owned();
     assert!(
-        path.ends_with("chaos/selftest-failures/f_zero_replicas_never_become_available/timeline.json"),
+        path.ends_with(
+            "chaos/selftest-failures/f_zero_replicas_never_become_available/timeline.json"
+        ),
         "{path}"
     );
     assert!(
