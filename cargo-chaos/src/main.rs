@@ -35,9 +35,11 @@ enum Command {
     /// List the Kubernetes versions the kind release supports, and those it runs on a best-effort
     /// basis.
     Versions,
-    /// List kind clusters with their owner: running, gone (left over), kept, or not ours.
+    /// List kind clusters with their owner (running, gone, kept, corrupt, not-ours) and what gc
+    /// does with each; and the containers of the project's own tests.
     Ls,
-    /// Delete the clusters this project made whose run has ended (and only those).
+    /// Delete the clusters this project made whose run has ended (and only those), and the test
+    /// containers whose run has ended; exit 1 if any is left, with what to run by hand.
     Gc,
 }
 

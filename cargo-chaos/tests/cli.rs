@@ -361,32 +361,181 @@ fn versions_separates_supported_from_best_effort_images() {
     );
 }
 
-/// A fake kind for `ls` and `gc`: lists the clusters in `clusters`, logs deletes to `calls`.
+/// A fake kind for `ls` and `gc`: lists the clusters in `clusters`, logs its calls to `calls`
+/// (with the kubeconfig it was given), and deletes as kind does: a cluster named in `undeletable`
+/// fails; otherwise the nodes go, and then, as kind's `delete.go` and `lock.go` do, a kubeconfig
+/// (`--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`) with a `.lock` beside it fails the
+/// command after the nodes were deleted.
 fn cluster_kind(dir: &Path, clusters: &[&str]) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("clusters"), clusters.join("\n") + "\n").unwrap();
+    std::fs::write(dir.join("undeletable"), "").unwrap();
     let script = dir.join("kind");
-    let body = format!(
-        "#!/bin/sh\necho \"$*\" >> {dir}/calls\ncase \"$1 $2\" in\n  \"get clusters\") /bin/cat {dir}/clusters ;;\n  \"version \"*) echo 'kind v0.33.0 go1.27.2 linux/amd64' ;;\nesac\n",
-        dir = dir.display()
-    );
+    let body = r#"#!/bin/sh
+dir=DIR
+echo "$*" >> $dir/calls
+case "$1 $2" in
+  "get clusters") /bin/cat $dir/clusters ;;
+  "version "*) echo 'kind v0.33.0 go1.27.2 linux/amd64' ;;
+  "delete cluster")
+     kubeconfig=${KUBECONFIG:-$HOME/.kube/config}
+     while [ $# -gt 0 ]; do
+       case "$1" in --name) name=$2 ;; --kubeconfig) kubeconfig=$2 ;; esac
+       shift
+     done
+     if /bin/grep -qx "$name" $dir/undeletable; then
+       echo "ERROR: failed to delete cluster \"$name\": error listing nodes: exit status 1" >&2
+       exit 1
+     fi
+     /bin/grep -vx "$name" $dir/clusters > $dir/clusters.new; /bin/mv $dir/clusters.new $dir/clusters
+     if [ -e "$kubeconfig.lock" ]; then
+       echo "ERROR: failed to delete cluster \"$name\": failed to lock config file: open $kubeconfig.lock: file exists" >&2
+       exit 1
+     fi ;;
+esac
+"#
+    .replace("DIR", &dir.display().to_string());
     std::fs::write(&script, body).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     script
 }
 
+/// A fake docker beside the fake kind: `ps` prints the `containers` file (name, owner pid and
+/// start, kind cluster: tab-separated), `rm` logs to `calls` and removes the container from that file.
+fn fake_docker(dir: &Path, containers: &[(&str, u32, u64)]) {
+    let lines: String = containers
+        .iter()
+        .map(|(name, pid, start)| {
+            let cluster = name.rsplit_once('-').unwrap().0;
+            format!("{name}\t{pid}\t{start}\t{cluster}\n")
+        })
+        .collect();
+    std::fs::write(dir.join("containers"), lines).unwrap();
+    let body = r#"#!/bin/sh
+dir=DIR
+echo "docker $*" >> $dir/calls
+case "$1" in
+  ps) /bin/cat $dir/containers ;;
+  rm) for last; do :; done
+      /bin/grep -v "^$last	" $dir/containers > $dir/containers.new; /bin/mv $dir/containers.new $dir/containers ;;
+esac
+"#
+    .replace("DIR", &dir.display().to_string());
+    let script = dir.join("docker");
+    std::fs::write(&script, body).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A pid no process has any more.
+fn dead_pid() -> u32 {
+    let mut exited = Command::new("true").spawn().unwrap();
+    let pid = exited.id();
+    exited.wait().unwrap();
+    pid
+}
+
+/// This process's start time, as the ownership scheme records it.
+fn my_start() -> u64 {
+    use chaos_runtime::__kind::ownership::OwnerRecord;
+    OwnerRecord::for_this_process("x", "kind", None).pid_start
+}
+
+/// A scratch directory with the fake kind and docker; the PATH and state to run with.
+struct Scene {
+    root: PathBuf,
+    state: PathBuf,
+    kind: PathBuf,
+}
+
+impl Scene {
+    fn new(test: &str, clusters: &[&str], containers: &[(&str, u32, u64)]) -> Scene {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cargo-chaos-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let kind = cluster_kind(&root, clusters);
+        fake_docker(&root, containers);
+        Scene {
+            state: root.join("state"),
+            root,
+            kind,
+        }
+    }
+
+    fn records(&self) -> chaos_runtime::__kind::ownership::Records {
+        chaos_runtime::__kind::ownership::Records::at(&self.state)
+    }
+
+    fn run(&self, extra: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut env = vec![
+            ("CHAOS_KIND", self.kind.to_str().unwrap()),
+            ("CHAOS_STATE_DIR", self.state.to_str().unwrap()),
+            ("PATH", self.root.to_str().unwrap()),
+        ];
+        env.extend_from_slice(extra);
+        run_with(Kind::Missing, &env, args)
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.root.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn deletes(&self) -> Vec<String> {
+        let calls = self.calls();
+        let deletes = calls.iter().filter(|l| l.starts_with("delete cluster"));
+        deletes
+            .map(|l| l.split_whitespace().nth(3).unwrap().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// `ls` lines of the cluster table (or the container table): name -> (owner, GC column).
+fn table(stdout: &str, header: &str) -> Vec<(String, String, String)> {
+    stdout
+        .split("\n\n")
+        .find(|part| part.starts_with(header))
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("note:") && !l.starts_with('('))
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            (
+                fields[0].to_owned(),
+                fields[1].to_owned(),
+                fields[3].to_owned(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn ls_shows_each_cluster_with_its_owner_and_gc_removes_only_leftovers() {
-    use chaos_runtime::__kind::ownership::{OwnerRecord, Records};
+    use chaos_runtime::__kind::ownership::OwnerRecord;
 
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cargo-chaos-gc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let state = root.join("state");
-    let records = Records::at(&state);
-    let mut exited = Command::new("true").spawn().unwrap();
-    let dead_pid = exited.id();
-    exited.wait().unwrap();
+    let scene = Scene::new(
+        "gc",
+        &[
+            "chaos-left-over",
+            "chaos-kept",
+            "chaos-in-use",
+            "someone-elses",
+        ],
+        &[],
+    );
+    let records = scene.records();
+    let dead_pid = dead_pid();
     let dead = |cluster: &str| OwnerRecord {
         pid: dead_pid,
         ..OwnerRecord::for_this_process(cluster, "kind", None)
@@ -402,63 +551,227 @@ fn ls_shows_each_cluster_with_its_owner_and_gc_removes_only_leftovers() {
         .write(&OwnerRecord::for_this_process("chaos-in-use", "kind", None))
         .unwrap();
     records.write(&dead("chaos-already-gone")).unwrap();
-    let kind = cluster_kind(
-        &root,
-        &[
-            "chaos-left-over",
-            "chaos-kept",
-            "chaos-in-use",
-            "someone-elses",
-        ],
-    );
-    let env = [
-        ("CHAOS_KIND", kind.to_str().unwrap()),
-        ("CHAOS_STATE_DIR", state.to_str().unwrap()),
-    ];
 
-    let ls = run_with(Kind::Missing, &env, &["ls"]);
+    let ls = scene.run(&[], &["ls"]);
     assert_eq!(ls.code, 0, "{}", ls.stderr);
-    let owner_of = |cluster: &str| -> String {
-        let line = ls
-            .stdout
-            .lines()
-            .find(|l| l.starts_with(cluster))
-            .unwrap_or_else(|| panic!("{cluster}: {}", ls.stdout));
-        line.split_whitespace().nth(1).unwrap().to_owned()
-    };
-    assert_eq!(owner_of("chaos-left-over"), "gone");
-    assert_eq!(owner_of("chaos-kept"), "kept");
-    assert_eq!(owner_of("chaos-in-use"), "running");
-    assert_eq!(
-        ls.stdout
-            .lines()
-            .find(|l| l.starts_with("someone-elses"))
-            .unwrap()
-            .split_whitespace()
-            .nth(1),
-        Some("not")
-    );
+    let owners: Vec<(String, String, String)> = table(&ls.stdout, "CLUSTER");
+    let expected = [
+        ("chaos-left-over", "gone", "delete"),
+        ("chaos-kept", "kept", "-"),
+        ("chaos-in-use", "running", "-"),
+        ("someone-elses", "not-ours", "-"),
+    ]
+    .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+    assert_eq!(owners, expected, "{}", ls.stdout);
     assert!(
-        ls.stdout
-            .contains("note: chaos-already-gone is recorded but kind no longer has it"),
+        ls.stdout.contains(
+            "note: chaos-already-gone is recorded but kind does not have it; gc forgets it"
+        ),
         "{}",
         ls.stdout
     );
 
-    let gc = run_with(Kind::Missing, &env, &["gc"]);
+    let gc = scene.run(&[], &["gc"]);
     assert_eq!(gc.code, 0, "{}", gc.stderr);
     assert_eq!(
         gc.stdout,
-        "removed chaos-left-over\n1 leftover cluster(s) removed\n"
+        "removed chaos-left-over\nforgot the record of chaos-already-gone (kind no longer has the cluster)\n1 leftover cluster(s) removed\n"
     );
-    let calls = std::fs::read_to_string(root.join("calls")).unwrap();
-    let deletes: Vec<&str> = calls.lines().filter(|l| l.starts_with("delete")).collect();
-    assert_eq!(deletes, ["delete cluster --name chaos-left-over"]);
+    assert_eq!(scene.deletes(), ["chaos-left-over"]);
     let left: Vec<String> = records.all().into_iter().map(|r| r.cluster).collect();
     assert_eq!(
         left,
         ["chaos-in-use", "chaos-kept"],
         "the leftover's record and the stale one are gone"
     );
-    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Issue 10.7: a stale `$KUBECONFIG.lock` made kind fail after deleting the nodes, and gc kept the
+/// record and stopped at the first leftover. Now every delete goes against the cluster's own
+/// kubeconfig, a failure does not stop the others, and each is reported with what to run.
+#[test]
+fn gc_uses_its_own_kubeconfig_goes_on_past_a_failure_and_reports_each() {
+    use chaos_runtime::__kind::ownership::OwnerRecord;
+
+    let scene = Scene::new("lock", &["chaos-a", "chaos-b", "chaos-c"], &[]);
+    let records = scene.records();
+    let pid = dead_pid();
+    let kubeconfig = |c: &str| scene.root.join(format!("{c}.kubeconfig"));
+    for cluster in ["chaos-a", "chaos-b", "chaos-c"] {
+        let record = OwnerRecord {
+            pid,
+            ..OwnerRecord::for_this_process(cluster, "kind", Some(kubeconfig(cluster)))
+        };
+        records.write(&record).unwrap();
+        std::fs::write(kubeconfig(cluster), "apiVersion: v1\nkind: Config\n").unwrap();
+    }
+    // The user's kubeconfig, locked by a kind that was killed; and chaos-c's own, locked by the
+    // kind our killed run was running.
+    let user = scene.root.join("user-kubeconfig");
+    std::fs::write(&user, "apiVersion: v1\nkind: Config\n").unwrap();
+    std::fs::write(scene.root.join("user-kubeconfig.lock"), "").unwrap();
+    std::fs::write(scene.root.join("chaos-c.kubeconfig.lock"), "").unwrap();
+    // chaos-b cannot be deleted at all: the others still go.
+    std::fs::write(scene.root.join("undeletable"), "chaos-b\n").unwrap();
+
+    let gc = scene.run(&[("KUBECONFIG", user.to_str().unwrap())], &["gc"]);
+    assert_eq!(gc.code, 1, "{}\n{}", gc.stdout, gc.stderr);
+    assert_eq!(
+        gc.stdout,
+        "removed chaos-a\nremoved chaos-c\n2 leftover cluster(s) removed\n"
+    );
+    assert_eq!(scene.deletes(), ["chaos-a", "chaos-b", "chaos-c"]);
+    for call in scene.calls().iter().filter(|c| c.starts_with("delete")) {
+        let name = call.split_whitespace().nth(3).unwrap();
+        assert!(
+            call.ends_with(&format!("--kubeconfig {}", kubeconfig(name).display())),
+            "never the user's kubeconfig: {call}"
+        );
+    }
+    let errors: Vec<&str> = gc
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 2, "{}", gc.stderr);
+    assert!(
+        errors[0].starts_with("error: could not remove chaos-b: `")
+            && gc.stderr.contains(&format!(
+                "  by hand: kind delete cluster --name chaos-b --kubeconfig {}",
+                kubeconfig("chaos-b").display()
+            )),
+        "{}",
+        gc.stderr
+    );
+    assert_eq!(
+        errors[1],
+        "error: 1 leftover(s) not removed (above, each with what to run by hand)"
+    );
+    let left: Vec<String> = records.all().into_iter().map(|r| r.cluster).collect();
+    assert_eq!(left, ["chaos-b"], "the removed clusters' records go");
+    assert!(!kubeconfig("chaos-a").exists() && !kubeconfig("chaos-c").exists());
+    assert!(
+        scene.root.join("user-kubeconfig.lock").exists() && user.exists(),
+        "the user's kubeconfig and its lock are not ours to touch"
+    );
+}
+
+/// Issue 10.7: a corrupt record is reported (path, problem, fix), its cluster left alone, and gc
+/// exits non-zero; before, it was silently "not ours".
+#[test]
+fn a_corrupt_record_is_reported_by_ls_and_gc_and_its_cluster_left_alone() {
+    let scene = Scene::new("corrupt", &["chaos-torn"], &[]);
+    let records = scene.records();
+    std::fs::create_dir_all(records.dir()).unwrap();
+    let path = records.dir().join("chaos-torn.json");
+    std::fs::write(&path, "{\"cluster\": \"chaos-to").unwrap();
+
+    let ls = scene.run(&[], &["ls"]);
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    assert_eq!(
+        table(&ls.stdout, "CLUSTER"),
+        [("chaos-torn".into(), "corrupt".into(), "-".into())]
+    );
+    let warning = format!(
+        "warning: the ownership record {} of cluster chaos-torn is corrupt (not an ownership record: EOF",
+        path.display()
+    );
+    assert!(ls.stderr.starts_with(&warning), "{}", ls.stderr);
+    assert!(
+        ls.stderr.contains(&format!(
+            "if no run uses chaos-torn, delete it with `kind delete cluster --name chaos-torn` and remove the record (`rm {}`)",
+            path.display()
+        )),
+        "{}",
+        ls.stderr
+    );
+
+    let gc = scene.run(&[], &["gc"]);
+    assert_eq!(gc.code, 1, "{}", gc.stderr);
+    assert!(gc.stderr.contains(&warning[9..]), "{}", gc.stderr);
+    assert_eq!(scene.deletes(), Vec::<String>::new());
+    assert!(
+        path.exists(),
+        "gc does not decide for a record it cannot read"
+    );
+}
+
+/// Issue 10.7: what `ls` marks in its GC column is exactly what `gc` removes: clusters, stale
+/// records and test containers; a record whose run is still creating its cluster is left.
+#[test]
+fn ls_marks_exactly_what_gc_removes() {
+    use chaos_runtime::__kind::ownership::OwnerRecord;
+
+    let pid = dead_pid();
+    let me = std::process::id();
+    let scene = Scene::new(
+        "agree",
+        &["chaos-dead", "chaos-live", "chaos-fx-1"],
+        &[
+            ("chaos-fx-1-worker", pid, 1),
+            ("chaos-fx-2-worker", me, my_start()),
+            ("chaos-fx-3-worker", pid, 7),
+        ],
+    );
+    let records = scene.records();
+    let dead = |c: &str| OwnerRecord {
+        pid,
+        ..OwnerRecord::for_this_process(c, "kind", None)
+    };
+    records.write(&dead("chaos-dead")).unwrap();
+    records
+        .write(&OwnerRecord::for_this_process("chaos-live", "kind", None))
+        .unwrap();
+    // Being created by a run that still goes: kind does not list it yet.
+    records
+        .write(&OwnerRecord::for_this_process(
+            "chaos-creating",
+            "kind",
+            None,
+        ))
+        .unwrap();
+
+    let ls = scene.run(&[], &["ls"]);
+    assert_eq!(ls.code, 0, "{}", ls.stderr);
+    let marked = |header: &str, mark: &str| -> Vec<String> {
+        table(&ls.stdout, header)
+            .into_iter()
+            .filter(|(_, _, gc)| gc == mark)
+            .map(|(name, _, _)| name)
+            .collect()
+    };
+    assert_eq!(marked("CLUSTER", "delete"), ["chaos-dead"], "{}", ls.stdout);
+    // The fixture's kind "cluster" goes with its containers.
+    assert_eq!(marked("CLUSTER", "(rm)"), ["chaos-fx-1"], "{}", ls.stdout);
+    assert_eq!(
+        marked("CONTAINER", "remove"),
+        ["chaos-fx-1-worker", "chaos-fx-3-worker"],
+        "{}",
+        ls.stdout
+    );
+    assert!(
+        ls.stdout
+            .contains("note: chaos-creating is recorded but kind does not have it; its run"),
+        "{}",
+        ls.stdout
+    );
+
+    let gc = scene.run(&[], &["gc"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert_eq!(scene.deletes(), marked("CLUSTER", "delete"));
+    let removed: Vec<String> = scene
+        .calls()
+        .iter()
+        .filter_map(|c| c.strip_prefix("docker rm --force --volumes "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(removed, marked("CONTAINER", "remove"));
+    assert!(
+        gc.stdout
+            .contains("removed container chaos-fx-1-worker\nremoved container chaos-fx-3-worker\n"),
+        "{}",
+        gc.stdout
+    );
+    let left: Vec<String> = records.all().into_iter().map(|r| r.cluster).collect();
+    assert_eq!(left, ["chaos-creating", "chaos-live"]);
 }

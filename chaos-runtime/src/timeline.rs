@@ -1,6 +1,8 @@
 //! A test's timeline: every wait, probe verdict, fault, heal step and the outcome, timestamped.
 //! Printed when the test fails, and written for every test to
-//! `<target>/chaos/<test>/timeline.json` with the seed and the command that reproduces it.
+//! `<target>/chaos/<suite>/<test>/timeline.json` with the seed and the command that reproduces it
+//! (the suite: the test binary's name, so that two suites with a test of the same name each keep
+//! their own).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -115,9 +117,37 @@ pub(crate) struct TimelineFile<'a> {
     pub entries: Vec<Entry>,
 }
 
-/// `<target>/chaos/<test>/timeline.json`.
+/// `<target>/chaos/<suite>/<test>/timeline.json`, the suite being this test binary's name
+/// ([`suite_of`]).
 pub(crate) fn path_for(test: &str) -> PathBuf {
-    let dir: String = test
+    let exe = std::env::current_exe().unwrap_or_default();
+    path_in(&crate::dirs::chaos_dir(), &suite_of(&exe), test)
+}
+
+/// `<chaos_dir>/<suite>/<test>/timeline.json`, each part made one safe directory name.
+fn path_in(chaos_dir: &Path, suite: &str, test: &str) -> PathBuf {
+    chaos_dir
+        .join(dir_name(suite))
+        .join(dir_name(test))
+        .join("timeline.json")
+}
+
+/// The suite a test binary runs: its file name without cargo's hash (cargo names test binaries
+/// `NAME-<16 hex digits>`, as `harness::reproduce_command` reads them too).
+pub(crate) fn suite_of(exe: &Path) -> String {
+    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("chaos");
+    let name = match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            name
+        }
+        _ => stem,
+    };
+    name.to_owned()
+}
+
+/// `nodes::kill[k8s=1.29]` -> `nodes.kill_k8s=1.29_`: one directory, nothing outside it.
+fn dir_name(name: &str) -> String {
+    let dir: String = name
         .replace("::", ".")
         .chars()
         .map(|c| {
@@ -128,7 +158,11 @@ pub(crate) fn path_for(test: &str) -> PathBuf {
             }
         })
         .collect();
-    crate::dirs::chaos_dir().join(dir).join("timeline.json")
+    match dir.as_str() {
+        // Never the directory itself or its parent.
+        "" | "." | ".." => format!("_{dir}"),
+        _ => dir,
+    }
 }
 
 pub(crate) fn write(path: &Path, file: &TimelineFile<'_>) -> anyhow::Result<()> {
@@ -163,12 +197,41 @@ mod tests {
     }
 
     #[test]
-    fn test_names_become_one_directory() {
+    fn test_names_become_one_directory_under_their_suite() {
         let path = path_for("nodes::kill[k8s=1.29]");
+        // This unit-test binary is `chaos_runtime-<hash>`: its suite is `chaos_runtime`.
         assert!(
-            path.ends_with("chaos/nodes.kill_k8s=1.29_/timeline.json"),
+            path.ends_with("chaos/chaos_runtime/nodes.kill_k8s=1.29_/timeline.json"),
             "{}",
             path.display()
+        );
+        assert!(path_in(Path::new("/t"), "..", "..").starts_with("/t/_.."));
+    }
+
+    #[test]
+    fn two_suites_with_a_test_of_the_same_name_keep_two_timelines() {
+        let test = "[1m1w-k8s1.35] nodes::kill";
+        let dir = Path::new("/target/chaos");
+        let faults = path_in(
+            dir,
+            &suite_of(Path::new("/t/debug/deps/faults-0123456789abcdef")),
+            test,
+        );
+        let kind = path_in(
+            dir,
+            &suite_of(Path::new("/t/debug/deps/faults_kind-fedcba9876543210")),
+            test,
+        );
+        assert_ne!(faults, kind);
+        assert_eq!(
+            faults,
+            Path::new("/target/chaos/faults/_1m1w-k8s1.35__nodes.kill/timeline.json")
+        );
+        // An example (no hash) is its own suite, by its name.
+        assert_eq!(suite_of(Path::new("/t/debug/examples/smoke")), "smoke");
+        assert_eq!(
+            suite_of(Path::new("/t/debug/deps/my-suite-xyz")),
+            "my-suite-xyz"
         );
     }
 }

@@ -13,6 +13,10 @@
 //! `CHAOS_REQUIRE_DOCKER=1`, which makes that a failure. netem needs the host kernel's sch_netem;
 //! where it is missing the netem test checks the error and is ignored with the reason, unless
 //! `CHAOS_REQUIRE_NETEM=1`.
+//!
+//! Every fixture container carries its owner's pid and start time (`ownership::owner_labels`): a
+//! run killed before its fixtures' drop leaves them, and the next run (before its tests) or
+//! `cargo chaos gc` removes those whose owner is gone.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -23,7 +27,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail, ensure};
 use chaos_runtime::__kind::docker::{Docker, DockerError, DockerErrorKind, FaultLedger, NodeFault};
-use chaos_runtime::__kind::ownership::{OwnerRecord, Records};
+use chaos_runtime::__kind::ownership::{
+    OWNER_PID_LABEL, OwnerRecord, Records, owner_labels, remove_leftover_containers,
+};
 use chaos_runtime::__kind::remove_leftovers;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
@@ -64,6 +70,7 @@ const TESTS: &[TestCase] = &[
     ("heal_goes_on_past_errors",                Needs::Docker,  heal_goes_on_past_errors),
     ("kind_delete_removes_the_fixture",         Needs::Kind,    kind_delete),
     ("gc_removes_leftovers_and_only_those",     Needs::Kind,    gc_removes_leftovers),
+    ("a_dead_runs_fixtures_are_reaped",         Needs::Docker,  dead_runs_fixtures_are_reaped),
     ("errors_say_how_to_get_docker",            Needs::Nothing, errors_without_docker),
 ];
 
@@ -146,6 +153,7 @@ impl Env {
             .and_then(|()| ensure_network())
             .and_then(|()| run_script("build-node-image.sh", &[IMAGE]).map(drop));
         if env.docker.is_ok() {
+            reap_dead_runs_fixtures();
             env.node_flags = node_security_flags();
             env.kind = run_script("install-kind.sh", &[]).map(PathBuf::from);
         }
@@ -213,6 +221,29 @@ impl Env {
             "containers of fixture clusters were left behind (now removed): {}",
             leaked.join(", ")
         )
+    }
+}
+
+/// Removes the fixtures that killed runs left (their owner label names a process that ended),
+/// as `cargo chaos gc` does; says what it removed, or could not.
+fn reap_dead_runs_fixtures() {
+    match block_on(remove_leftover_containers()) {
+        Ok((removed, failed)) => {
+            if !removed.is_empty() {
+                eprintln!(
+                    "docker_nodes: removed {} container(s) left by runs that ended: {}",
+                    removed.len(),
+                    removed.join(", ")
+                );
+            }
+            for (name, error) in failed {
+                eprintln!(
+                    "docker_nodes: could not remove {name}, left by a run that ended: {error}; \
+                     by hand: docker rm --force --volumes {name}"
+                );
+            }
+        }
+        Err(err) => eprintln!("docker_nodes: could not look for leftover fixtures: {err:#}"),
     }
 }
 
@@ -414,9 +445,12 @@ impl Drop for FakeCluster {
 
 /// `docker run` with the flags kind's docker provider uses (`provision.go`).
 fn run_node(env: &Env, cluster: &str, node: &str, role: &str) -> anyhow::Result<()> {
+    let [owner_pid, owner_start] = owner_labels();
     let labels = [
         format!("{CLUSTER_LABEL}={cluster}"),
         format!("io.x-k8s.kind.role={role}"),
+        owner_pid,
+        owner_start,
     ];
     let mut args: Vec<String> = [
         "run",
@@ -429,12 +463,9 @@ fn run_node(env: &Env, cluster: &str, node: &str, role: &str) -> anyhow::Result<
     ]
     .map(String::from)
     .into();
-    args.extend([
-        "--label".into(),
-        labels[0].clone(),
-        "--label".into(),
-        labels[1].clone(),
-    ]);
+    for label in labels {
+        args.extend(["--label".into(), label]);
+    }
     args.extend(
         [
             "--net",
@@ -471,6 +502,7 @@ fn run_node(env: &Env, cluster: &str, node: &str, role: &str) -> anyhow::Result<
 fn run_load_balancer(cluster: &str, name: &str) -> anyhow::Result<()> {
     let cluster_label = format!("{CLUSTER_LABEL}={cluster}");
     let role_label = format!("io.x-k8s.kind.role={LOAD_BALANCER}");
+    let [owner_pid, owner_start] = owner_labels();
     let args = [
         "run",
         "--detach",
@@ -483,6 +515,10 @@ fn run_load_balancer(cluster: &str, name: &str) -> anyhow::Result<()> {
         &cluster_label,
         "--label",
         &role_label,
+        "--label",
+        &owner_pid,
+        "--label",
+        &owner_start,
         "--net",
         NETWORK,
         "--restart=on-failure:1",
@@ -1327,8 +1363,11 @@ fn gc_removes_leftovers(env: &Env) -> TestResult {
     })?;
     records.write(&OwnerRecord::for_this_process(&live.name, "kind", None))?;
 
-    let removed = block_on(remove_leftovers(&records))?;
-    ensure!(removed == [dead.name.clone()], "gc removed {removed:?}");
+    let report = block_on(remove_leftovers(&records))?;
+    ensure!(
+        report.removed == [dead.name.clone()] && report.failed.is_empty(),
+        "gc: {report:?}"
+    );
     ensure!(
         block_on(Docker::new().cluster_nodes(&dead.name))?.is_empty(),
         "the leftover's nodes remain"
@@ -1349,6 +1388,58 @@ fn gc_removes_leftovers(env: &Env) -> TestResult {
     );
     std::fs::remove_dir_all(&state)?;
     Ok(Completion::Completed)
+}
+
+/// A fixture as a SIGKILLed run leaves it (labelled with an owner that is gone) is removed by
+/// what the next run and `cargo chaos gc` call; one whose owner runs (this process) stays.
+fn dead_runs_fixtures_are_reaped(env: &Env) -> TestResult {
+    let mut exited = Command::new("true").spawn()?;
+    let dead_pid = exited.id();
+    exited.wait()?;
+    let [_, my_start] = owner_labels();
+    let dead = format!("{PREFIX}-{}-reap-dead", env.run_id);
+    let live = format!("{PREFIX}-{}-reap-live", env.run_id);
+    let fixture = |name: &str, pid: u32| {
+        // Created, not started: all that ownership needs, and cheap.
+        docker_ok(&[
+            "create",
+            "--name",
+            name,
+            "--label",
+            &format!("{CLUSTER_LABEL}={name}"),
+            "--label",
+            &format!("{OWNER_PID_LABEL}={pid}"),
+            "--label",
+            &my_start,
+            IMAGE,
+        ])
+    };
+    fixture(&dead, dead_pid)?;
+    let guard = Removed(vec![dead.clone(), live.clone()]);
+    fixture(&live, std::process::id())?;
+
+    let (removed, failed) = block_on(remove_leftover_containers())?;
+    ensure!(failed.is_empty(), "could not remove: {failed:?}");
+    ensure!(removed.contains(&dead), "{dead} left: removed {removed:?}");
+    ensure!(
+        !removed.contains(&live),
+        "{live} (owner running) was removed"
+    );
+    let left = |name: &str| docker(&["container", "inspect", name]).status.success();
+    ensure!(!left(&dead), "{dead} is still there");
+    ensure!(left(&live), "{live} is gone");
+    drop(guard);
+    Ok(Completion::Completed)
+}
+
+/// Removes containers on drop (also after a failed `ensure!`).
+struct Removed(Vec<String>);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let names: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        docker(&[&["rm", "-f", "-v"], names.as_slice()].concat());
+    }
 }
 
 fn errors_without_docker(_: &Env) -> TestResult {

@@ -491,7 +491,9 @@ fn a_broken_steady_state_names_the_check_what_it_saw_and_the_timeline_file() {
         .unwrap_or_else(|| panic!("no timeline path: {}", r.both()))
         .to_owned();
     assert!(
-        path.ends_with("chaos/f_zero_replicas_never_become_available/timeline.json"),
+        path.ends_with(
+            "chaos/selftest-failures/f_zero_replicas_never_become_available/timeline.json"
+        ),
         "{path}"
     );
     assert!(
@@ -534,7 +536,7 @@ fn a_passing_test_writes_its_timeline_too() {
         .unwrap()
         .parent()
         .unwrap()
-        .join("chaos/e_passes/timeline.json");
+        .join("chaos/selftest-failures/e_passes/timeline.json");
     let file: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("written")).unwrap();
     assert_eq!(file["outcome"], "passed", "{file}");

@@ -32,7 +32,7 @@ use images::{ImagePins, KindRelease, NodeImage};
 pub(crate) use naming::node_names;
 use nodes::KindNodes;
 pub(crate) use nodes::docker_ledger;
-use ownership::{OwnerRecord, OwnerState, Records};
+use ownership::{CorruptRecord, Disposition, OwnerRecord, OwnerState, Records, Scan};
 use standin::StandIn;
 
 pub(super) const REGISTRATION: Registration = Registration {
@@ -52,12 +52,24 @@ pub(super) const REGISTRATION: Registration = Registration {
             }
             // What runs that were killed left behind goes first, making room.
             match remove_leftovers(&provider.records).await {
-                Ok(removed) if !removed.is_empty() => say(format!(
-                    "removed {} cluster(s) left by runs that ended: {}",
-                    removed.len(),
-                    removed.join(", ")
-                )),
-                Ok(_) => {}
+                Ok(report) => {
+                    if !report.removed.is_empty() {
+                        say(format!(
+                            "removed {} cluster(s) left by runs that ended: {}",
+                            report.removed.len(),
+                            report.removed.join(", ")
+                        ));
+                    }
+                    for failure in &report.failed {
+                        say(format!(
+                            "could not remove {}, left by a run that ended: {}; by hand: {}",
+                            failure.what, failure.error, failure.by_hand
+                        ));
+                    }
+                    for corrupt in &report.corrupt {
+                        say(format!("warning: {corrupt}"));
+                    }
+                }
                 Err(err) => say(format!("could not look for leftover clusters: {err:#}")),
             }
             Ok(Box::new(provider) as Box<dyn Provider>)
@@ -386,10 +398,13 @@ impl KindProvider {
         topology: &Topology,
         images: &[NodeImage],
     ) -> anyhow::Result<Option<Provisioned>> {
-        let (listings, _) = list_clusters_with(&self.kind, &self.records).await?;
-        let Some(listing) = listings.into_iter().find(|l| l.name == name) else {
+        let survey = list_clusters_with(&self.kind, &self.records).await?;
+        let Some(listing) = survey.clusters.into_iter().find(|l| l.name == name) else {
             return Ok(None);
         };
+        if let Some(corrupt) = listing.corrupt {
+            return Err(corrupt.into());
+        }
         let Some(record) = listing.record else {
             bail!(
                 "a kind cluster named {name} exists but this project did not make it; delete it or unset CHAOS_REUSE"
@@ -461,6 +476,8 @@ impl KindProvider {
 
     async fn delete_cluster(&self, name: &str) -> anyhow::Result<()> {
         let kubeconfig = self.kubeconfig_path(name);
+        // Ours, and no kind of ours edits it now (creation has returned).
+        clear_stale_lock(&kubeconfig);
         self.kind_command()
             .args([
                 "delete",
@@ -474,7 +491,10 @@ impl KindProvider {
             .run()
             .await
             .with_context(|| {
-                format!("remove it by hand with `kind delete cluster --name {name}`")
+                format!(
+                    "remove it by hand with `kind delete cluster --name {name} --kubeconfig {}`",
+                    kubeconfig.display()
+                )
             })?;
         let _ = std::fs::remove_file(&kubeconfig);
         self.records.remove(name)
@@ -513,8 +533,8 @@ impl Provider for KindProvider {
             }
             // Another cluster of this name (a concurrent run's, or one made by hand) is never
             // ours to delete, not even after our own creation failed.
-            let (listings, _) = list_clusters_with(&self.kind, &self.records).await?;
-            if listings.iter().any(|l| l.name == name) {
+            let survey = list_clusters_with(&self.kind, &self.records).await?;
+            if survey.clusters.iter().any(|l| l.name == name) {
                 return Err(NameTaken(name.to_owned()).into());
             }
             let created = self.create_cluster(name, topology, plan).await;
@@ -715,74 +735,221 @@ fn kind_cmd(kind: &str) -> Cmd {
 pub struct ClusterListing {
     /// As `kind get clusters` prints it.
     pub name: String,
-    /// `None`: not made by this project (or its record was lost).
+    /// `None`: not made by this project (or its record was lost), or its record is corrupt.
     pub record: Option<OwnerRecord>,
+    /// Its record, when that is not a readable record.
+    pub corrupt: Option<CorruptRecord>,
+}
+
+impl ClusterListing {
+    /// What `gc` does with it (and `ls` says): the one decision, [`Disposition::of`].
+    pub fn disposition(&self) -> Disposition {
+        Disposition::of(self.record.as_ref(), self.corrupt.is_some())
+    }
+}
+
+/// What `cargo chaos ls` shows and `cargo chaos gc` acts on.
+pub struct Survey {
+    /// Every cluster kind has, with this project's record of it.
+    pub clusters: Vec<ClusterListing>,
+    /// Records of clusters kind no longer has; `gc` forgets those whose
+    /// [`Disposition::of`] is [`Disposition::Remove`] (a running owner may still be creating it).
+    pub stale: Vec<OwnerRecord>,
+    /// Record files of clusters kind no longer has that are not records.
+    pub corrupt: Vec<CorruptRecord>,
 }
 
 /// Every kind cluster, with this project's record of it where there is one; records of clusters
 /// kind no longer has are listed too (their cluster is gone).
-pub async fn list_clusters(
-    records: &Records,
-) -> anyhow::Result<(Vec<ClusterListing>, Vec<OwnerRecord>)> {
+pub async fn list_clusters(records: &Records) -> anyhow::Result<Survey> {
     list_clusters_with(&kind_binary(), records).await
 }
 
-async fn list_clusters_with(
-    kind: &str,
-    records: &Records,
-) -> anyhow::Result<(Vec<ClusterListing>, Vec<OwnerRecord>)> {
-    let out = kind_cmd(kind)
-        .args(["get", "clusters"])
-        .install_hint(images::INSTALL_HINT)
-        .run()
-        .await?;
-    let names: Vec<String> = out
-        .stdout
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let all = records.all();
-    let listings = names
+async fn list_clusters_with(kind: &str, records: &Records) -> anyhow::Result<Survey> {
+    let names = kind_clusters(kind).await?;
+    let Scan {
+        records: all,
+        corrupt,
+    } = records.scan();
+    let clusters = names
         .iter()
         .map(|name| ClusterListing {
             name: name.clone(),
             record: all.iter().find(|r| &r.cluster == name).cloned(),
+            corrupt: corrupt.iter().find(|c| &c.cluster == name).cloned(),
         })
         .collect();
     let stale = all
         .into_iter()
         .filter(|r| !names.contains(&r.cluster))
         .collect();
-    Ok((listings, stale))
+    let corrupt = corrupt
+        .into_iter()
+        .filter(|c| !names.contains(&c.cluster))
+        .collect();
+    Ok(Survey {
+        clusters,
+        stale,
+        corrupt,
+    })
 }
 
-/// Deletes the clusters this project made whose owner is gone (and that were not kept), and
-/// forgets records of clusters kind no longer has. Returns what it removed.
-pub async fn remove_leftovers(records: &Records) -> anyhow::Result<Vec<String>> {
-    let (listings, stale) = list_clusters(records).await?;
-    let mut removed = Vec::new();
-    for listing in listings {
-        let Some(record) = listing.record.filter(OwnerRecord::is_leftover) else {
+/// `kind get clusters` (which reads no kubeconfig: it lists node containers by kind's label).
+async fn kind_clusters(kind: &str) -> anyhow::Result<Vec<String>> {
+    let out = kind_cmd(kind)
+        .args(["get", "clusters"])
+        .install_hint(images::INSTALL_HINT)
+        .run()
+        .await?;
+    Ok(out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// What `gc` did: everything it removed, and everything it could not, each with what to run by
+/// hand.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Clusters deleted.
+    pub removed: Vec<String>,
+    /// Records forgotten: kind no longer had their cluster.
+    pub forgotten: Vec<String>,
+    /// Containers of the project's own tests removed.
+    pub containers: Vec<String>,
+    /// What could not be removed: what, why, and what to run by hand.
+    pub failed: Vec<GcFailure>,
+    /// Records that could not be read, so whose clusters were left alone.
+    pub corrupt: Vec<CorruptRecord>,
+}
+
+/// A leftover `gc` could not remove.
+#[derive(Debug)]
+pub struct GcFailure {
+    /// The cluster or container.
+    pub what: String,
+    /// Why not.
+    pub error: String,
+    /// What to run by hand.
+    pub by_hand: String,
+}
+
+/// Deletes the clusters this project made whose owner is gone (and that were not kept), forgets
+/// records of clusters kind no longer has, and removes the containers of the project's own tests
+/// whose owner is gone: what [`ClusterListing::disposition`] marks [`Disposition::Remove`], and
+/// only that. One failure does not stop the rest; each is in the report. `Err` only when kind
+/// cannot list its clusters.
+pub async fn remove_leftovers(records: &Records) -> anyhow::Result<GcReport> {
+    let kind = kind_binary();
+    let survey = list_clusters_with(&kind, records).await?;
+    let mut report = GcReport::default();
+    for listing in &survey.clusters {
+        if let Some(corrupt) = &listing.corrupt {
+            report.corrupt.push(corrupt.clone());
+        }
+        let (Disposition::Remove, Some(record)) = (listing.disposition(), &listing.record) else {
             continue;
         };
-        kind_cmd(&kind_binary())
-            .args(["delete", "cluster", "--name", &record.cluster])
-            .timeout(Duration::from_secs(120))
-            .run()
-            .await
-            .with_context(|| format!("deleting leftover cluster {}", record.cluster))?;
-        if let Some(kubeconfig) = &record.kubeconfig {
-            let _ = std::fs::remove_file(kubeconfig);
+        match delete_leftover(&kind, records, record).await {
+            Ok(()) => report.removed.push(record.cluster.clone()),
+            Err(failure) => report.failed.push(failure),
         }
-        records.remove(&record.cluster)?;
-        removed.push(record.cluster);
     }
-    for record in stale.into_iter().filter(OwnerRecord::is_leftover) {
-        records.remove(&record.cluster)?;
+    for record in &survey.stale {
+        if Disposition::of(Some(record), false) != Disposition::Remove {
+            continue;
+        }
+        match records.remove(&record.cluster) {
+            Ok(()) => report.forgotten.push(record.cluster.clone()),
+            Err(err) => report.failed.push(GcFailure {
+                what: record.cluster.clone(),
+                error: format!("{err:#}"),
+                by_hand: format!("rm {}", records.path(&record.cluster).display()),
+            }),
+        }
     }
-    Ok(removed)
+    report.corrupt.extend(survey.corrupt);
+    match ownership::remove_leftover_containers().await {
+        Ok((removed, failed)) => {
+            report.containers = removed;
+            report.failed.extend(failed.into_iter().map(|(name, error)| GcFailure {
+                by_hand: format!("docker rm --force --volumes {name}"),
+                what: name,
+                error,
+            }));
+        }
+        Err(err) => report.failed.push(GcFailure {
+            what: "the containers of the project's own tests".to_owned(),
+            error: format!("{err:#}"),
+            by_hand: format!(
+                "docker ps --all --filter label={} (and `docker rm --force --volumes` those whose owner pid is gone)",
+                ownership::OWNER_PID_LABEL
+            ),
+        }),
+    }
+    Ok(report)
+}
+
+/// Deletes one leftover cluster, against its own kubeconfig: never the user's `$KUBECONFIG`,
+/// whose stale `.lock` (or any other trouble) would make `kind delete cluster` fail after it
+/// deleted the nodes (kind `pkg/cluster/internal/delete/delete.go`: the nodes go, then the
+/// kubeconfig error is returned).
+async fn delete_leftover(
+    kind: &str,
+    records: &Records,
+    record: &OwnerRecord,
+) -> Result<(), GcFailure> {
+    let name = &record.cluster;
+    // A record without a kubeconfig (older ones): a file of our own that does not exist, which
+    // kind reads as empty and leaves unwritten (kind `.../kubeconfig/read.go`, `remove.go`).
+    let kubeconfig = record
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| records.dir().join(format!("{name}.kubeconfig")));
+    clear_stale_lock(&kubeconfig);
+    let by_hand = format!(
+        "kind delete cluster --name {name} --kubeconfig {}; then `cargo chaos gc` forgets its record",
+        kubeconfig.display()
+    );
+    let deleted = kind_cmd(kind)
+        .args(["delete", "cluster", "--name", name, "--kubeconfig"])
+        .arg(kubeconfig.display().to_string())
+        .timeout(Duration::from_secs(120))
+        .run()
+        .await;
+    if let Err(err) = deleted {
+        // kind deletes the nodes before it reports a kubeconfig error: gone is gone.
+        let still_there = kind_clusters(kind)
+            .await
+            .map(|names| names.contains(name))
+            .unwrap_or(true);
+        if still_there {
+            return Err(GcFailure {
+                what: name.clone(),
+                error: err.to_string(),
+                by_hand,
+            });
+        }
+    }
+    let _ = std::fs::remove_file(&kubeconfig);
+    records.remove(name).map_err(|err| GcFailure {
+        what: name.clone(),
+        error: format!("{err:#}"),
+        by_hand: format!("rm {}", records.path(name).display()),
+    })
+}
+
+/// Removes `<kubeconfig>.lock` (kind takes it with `O_CREATE|O_EXCL` and fails while it exists:
+/// kind `pkg/cluster/internal/kubeconfig/internal/kubeconfig/lock.go`). Only for a kubeconfig of
+/// our own, one per cluster, when no kind process of ours is editing it: the lock is then one a
+/// killed kind left behind.
+fn clear_stale_lock(kubeconfig: &Path) {
+    let mut lock = kubeconfig.as_os_str().to_owned();
+    lock.push(".lock");
+    let _ = std::fs::remove_file(lock);
 }
 
 #[cfg(test)]
@@ -1334,6 +1501,51 @@ esac
             provider.records.all().is_empty(),
             "the ownership record is removed with the cluster"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A `kind` whose delete fails, as kind's does, while `<kubeconfig>.lock` exists (kind
+    /// `pkg/cluster/internal/kubeconfig/internal/kubeconfig/lock.go`).
+    const LOCKING_KIND: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+echo "$*" >> "$dir/calls"
+kubeconfig=${KUBECONFIG:-$HOME/.kube/config}
+while [ $# -gt 0 ]; do case "$1" in --kubeconfig) kubeconfig=$2 ;; esac; shift; done
+if [ -e "$kubeconfig.lock" ]; then
+  echo "ERROR: failed to lock config file: open $kubeconfig.lock: file exists" >&2; exit 1
+fi
+"#;
+
+    #[tokio::test]
+    async fn a_stale_lock_on_our_own_kubeconfig_does_not_fail_the_delete() {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let provider = provider_with(LOCKING_KIND, &dir);
+        let name = "chaos-locked";
+        let kubeconfig = provider.kubeconfig_path(name);
+        std::fs::create_dir_all(&provider.work_dir).unwrap();
+        provider
+            .records
+            .write(&OwnerRecord::for_this_process(
+                name,
+                "kind",
+                Some(kubeconfig.clone()),
+            ))
+            .unwrap();
+        // Left by a kind killed while it held the lock (our creation timed out, say).
+        let lock = dir.join("work").join(format!("{name}.kubeconfig.lock"));
+        std::fs::write(&lock, "").unwrap();
+
+        provider.delete_cluster(name).await.expect("deleted");
+        let calls = calls(&dir);
+        assert_eq!(
+            calls,
+            [format!(
+                "delete cluster --name {name} --kubeconfig {}",
+                kubeconfig.display()
+            )]
+        );
+        assert!(provider.records.all().is_empty(), "its record goes");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
