@@ -133,7 +133,7 @@ fn path_in(chaos_dir: &Path, suite: &str, test: &str) -> PathBuf {
 }
 
 /// The suite a test binary runs: its file name without cargo's hash (cargo names test binaries
-/// `NAME-<16 hex digits>`, as `harness::reproduce_command` reads them too).
+/// `NAME-<16 hex digits>`); the reproduce command names it too.
 pub(crate) fn suite_of(exe: &Path) -> String {
     let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("chaos");
     let name = match stem.rsplit_once('-') {

@@ -342,14 +342,7 @@ fn default_max_clusters(per_cluster: u64) -> usize {
 /// `cargo run -p PKG --example NAME --` for an example.
 fn reproduce_command(package: Option<&str>) -> String {
     let exe = std::env::current_exe().unwrap_or_default();
-    let stem = exe.file_stem().and_then(|s| s.to_str()).unwrap_or("chaos");
-    // Cargo names test binaries `NAME-<16 hex digits>`.
-    let name = match stem.rsplit_once('-') {
-        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            name
-        }
-        _ => stem,
-    };
+    let name = crate::timeline::suite_of(&exe);
     let in_examples = exe
         .parent()
         .and_then(|p| p.file_name())
