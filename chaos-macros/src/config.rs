@@ -8,7 +8,8 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use chaos_topology::{
-    DEFAULT_K8S, DEFAULT_MASTERS, DEFAULT_WORKERS, Source, TopologyError, TopologySpec, Version,
+    DEFAULT_K8S, DEFAULT_MASTERS, DEFAULT_WORKERS, MAX_NODES, Source, TopologyError, TopologySpec,
+    Version,
 };
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
@@ -206,6 +207,15 @@ impl Args {
     fn topology_error(&self, error: &TopologyError, entry: usize) -> Error {
         let (tokens, blames_k8s) = match error {
             TopologyError::NoControlPlane => (self.masters.as_ref().map(|m| &m.tokens), false),
+            // Each count is within the bound on its own (`node_count`), so both were written and
+            // their sum is at fault: shown at `workers`.
+            TopologyError::TooManyNodes { .. } => (
+                self.workers
+                    .as_ref()
+                    .or(self.masters.as_ref())
+                    .map(|w| &w.tokens),
+                false,
+            ),
             TopologyError::VersionCount { key, .. } => {
                 let list = match *key {
                     "master_versions" => &self.master_versions,
@@ -321,7 +331,8 @@ fn masters(expr: Expr) -> syn::Result<Written<u32>> {
     Ok(masters)
 }
 
-/// `masters` or `workers`: an integer literal.
+/// `masters` or `workers`: an integer literal, at most [`MAX_NODES`]. A larger count is refused
+/// here, at its literal, before anything allocates a node per count.
 fn node_count(key: Key, expr: &Expr) -> syn::Result<Written<u32>> {
     let Expr::Lit(ExprLit {
         lit: Lit::Int(int), ..
@@ -329,16 +340,26 @@ fn node_count(key: Key, expr: &Expr) -> syn::Result<Written<u32>> {
     else {
         return Err(wrong_type(key, expr, "a whole number of nodes"));
     };
-    let count = int.base10_parse().map_err(|_| {
-        Error::new_spanned(
-            int,
-            format!("`{} = {int}` is too large for a cluster", key.name()),
-        )
-    })?;
+    let count = int
+        .base10_parse::<u64>()
+        .ok()
+        .filter(|count| *count <= u64::from(MAX_NODES))
+        .ok_or_else(|| {
+            Error::new_spanned(int, too_many_nodes(&format!("{} = {int}", key.name())))
+        })?;
     Ok(Written {
-        value: count,
+        value: u32::try_from(count).expect("at most MAX_NODES"),
         tokens: int.to_token_stream(),
     })
+}
+
+/// Why `what` (a count, or a version list that long) is refused: the bound and where it comes
+/// from, as `chaos_topology::MAX_NODES` cites it.
+fn too_many_nodes(what: &str) -> String {
+    format!(
+        "`{what}` is more nodes than Kubernetes supports in one cluster, {MAX_NODES} \
+         (kubernetes.io/docs/setup/best-practices/cluster-large): use fewer"
+    )
 }
 
 /// `k8s`: one version string, or a list of them for a version matrix.
@@ -385,6 +406,10 @@ fn versions_in(key: Key, list: &ExprArray) -> syn::Result<Versions> {
             ),
         };
         return Err(Error::new_spanned(list, message));
+    }
+    if key != Key::K8s && list.elems.len() > MAX_NODES as usize {
+        let what = format!("{} = [..{} entries]", key.name(), list.elems.len());
+        return Err(Error::new_spanned(list, too_many_nodes(&what)));
     }
     let mut errors = Errors::default();
     let versions = list
@@ -692,6 +717,34 @@ mod tests {
             e,
             ["a version is a string, not a number with a fraction: write \"1.28\""]
         );
+    }
+
+    #[test]
+    fn node_counts_are_bounded_by_what_kubernetes_supports() {
+        let bound = "is more nodes than Kubernetes supports in one cluster, 5000 \
+                     (kubernetes.io/docs/setup/best-practices/cluster-large): use fewer";
+        assert_eq!(
+            errors(quote!(workers = 4000000000)),
+            [format!("`workers = 4000000000` {bound}")]
+        );
+        // Beyond `u32` and `u64` alike: one message, not a parse error.
+        assert_eq!(
+            errors(quote!(masters = 5001, workers = 100000000000000000000)),
+            [
+                format!("`masters = 5001` {bound}"),
+                format!("`workers = 100000000000000000000` {bound}"),
+            ]
+        );
+        let e = errors(quote!(masters = 3000, workers = 2001));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("a cluster of 5001 nodes"), "{e:?}");
+        let long = vec![quote!("1.29"); 5001];
+        assert_eq!(
+            errors(quote!(worker_versions = [#(#long),*])),
+            [format!("`worker_versions = [..5001 entries]` {bound}")]
+        );
+        let c = config(quote!(masters = 1, workers = 4999));
+        assert_eq!((c.masters, c.workers), (1, 4999));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `Result<(), E>`. The attribute's keys, all optional:
 //!
 //! - `masters = 3`, `workers = 3`: how many control-plane and worker nodes (defaults 1 and 1;
-//!   at least one control plane).
+//!   at least one control plane, and at most `chaos_topology::MAX_NODES`, 5000, together).
 //! - `k8s = "1.29"` (or a pinned patch, `"1.29.14"`; or a list, `["1.29", "1.30"]`, which runs
 //!   the test once per version): the control-plane version, and that of every node no list
 //!   overrides.
@@ -19,8 +19,12 @@
 //! value types, versions, the cluster's version-skew policy and the function's shape. Each mistake
 //! is a compile error that points at the token at fault and says how to fix it.
 //!
+//! It goes on a free function (not one in an `impl`, nor one named `main`), once, and without
+//! another test attribute (`#[test]`, `#[tokio::test]`) below it.
+//!
 //! The pipeline is the one of `tokio-macros`: `parse` reads the arguments as written, `config`
-//! validates them, `signature` checks the function, and `expand` writes the registration.
+//! validates them, `signature` checks the function and the attributes beside it, and `expand`
+//! writes the registration, inside the function's body.
 
 mod config;
 mod errors;

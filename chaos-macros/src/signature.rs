@@ -1,25 +1,90 @@
 //! Which items `#[chaos_test]` accepts: an `async fn` with one `&Cluster` parameter that returns
 //! `()` or `Result<(), E>`. The harness calls it through a plain `fn` pointer, so anything else
 //! (generics, receivers, other ABIs) could not be called, and is an error at the token at fault.
+//! So are attributes that would register or run it a second time (`#[chaos_test]` again,
+//! `#[tokio::test]`), and the name `main`.
+//!
+//! Attributes above `#[chaos_test]` have expanded before it runs and are out of its sight: a
+//! `#[test]` or `#[tokio::test]` there makes its own errors, or, in a suite built without
+//! `--test` (`harness = false`), removes the function before `#[chaos_test]` sees it.
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::{
-    Error, FnArg, GenericArgument, Ident, Item, ItemFn, PathArguments, ReturnType, Safety,
-    Signature, Type,
+    AttrStyle, Attribute, Error, FnArg, GenericArgument, Ident, Item, ItemFn, PathArguments,
+    ReturnType, Safety, Signature, Type,
 };
 
 use crate::errors::Errors;
 
+/// An item `#[chaos_test]` cannot register: why, and what to emit in its place.
+pub(crate) struct Rejected {
+    pub error: Error,
+    /// The item as written, without the attributes that would expand again and add their errors
+    /// (or, for `#[chaos_test]`, the same ones twice) to the user's.
+    pub item: TokenStream,
+}
+
 /// The test function, if its shape is one the harness can call.
-pub(crate) fn parse_test_fn(item: TokenStream) -> syn::Result<ItemFn> {
-    match syn::parse2(item)? {
-        Item::Fn(test_fn) => {
-            check_signature(&test_fn.sig)?;
-            Ok(test_fn)
+pub(crate) fn parse_test_fn(item: TokenStream) -> Result<ItemFn, Rejected> {
+    let mut test_fn = match syn::parse2(item.clone()) {
+        Ok(Item::Fn(test_fn)) => test_fn,
+        Ok(other) => {
+            let error = not_a_function(&other);
+            return Err(Rejected { error, item });
         }
-        other => Err(not_a_function(&other)),
+        Err(error) => return Err(Rejected { error, item }),
+    };
+    let mut errors = Errors::default();
+    test_fn.attrs.retain(|attr| match stacked_attribute(attr) {
+        Some(error) => {
+            errors.push(error);
+            false
+        }
+        None => true,
+    });
+    errors.take(check_signature(&test_fn.sig));
+    match errors.finish() {
+        Ok(()) => Ok(test_fn),
+        Err(error) => {
+            if test_fn.sig.ident == "main" {
+                // Under another name, it is neither the crate's entry point, which rustc would
+                // refuse as `async`, nor a second `main` beside the one `main!()` writes.
+                test_fn.sig.ident = Ident::new("__chaos_test_main", test_fn.sig.ident.span());
+                test_fn.attrs.push(syn::parse_quote!(#[allow(dead_code)]));
+            }
+            Err(Rejected {
+                error,
+                item: test_fn.into_token_stream(),
+            })
+        }
     }
+}
+
+/// An attribute below `#[chaos_test]` that would register the function again or run it as a
+/// test of another harness, without a cluster. Matched by the last segment of its path, as
+/// written: `chaos_test` (under any path it is imported by), `test` (`#[test]`,
+/// `#[tokio::test]`, `#[async_std::test]`, `#[core::prelude::v1::test]`).
+fn stacked_attribute(attr: &Attribute) -> Option<Error> {
+    if !matches!(attr.style, AttrStyle::Outer) {
+        return None;
+    }
+    let path = attr.path();
+    let last = path.segments.last()?.ident.to_string();
+    let written = path.to_token_stream().to_string().replace(' ', "");
+    let message = match last.as_str() {
+        "chaos_test" => format!(
+            "`#[{written}]` is given twice on this function: remove this one (put all keys in \
+             one attribute)"
+        ),
+        "test" => format!(
+            "remove `#[{written}]`: `#[chaos_test]` makes this a test of the chaos harness, \
+             which runs it on its own runtime with a cluster; another test attribute would run \
+             it without one"
+        ),
+        _ => return None,
+    };
+    Some(Error::new_spanned(attr, message))
 }
 
 fn not_a_function(item: &Item) -> Error {
@@ -51,6 +116,13 @@ fn head(keyword: &impl ToTokens, ident: &Ident) -> TokenStream {
 fn check_signature(sig: &Signature) -> syn::Result<()> {
     let mut errors = Errors::default();
     let name = &sig.ident;
+    if name == "main" {
+        errors.push(Error::new_spanned(
+            name,
+            "a `#[chaos_test]` function cannot be named `main`: that is the suite's entry point, \
+             which `chaos_runtime::main!()` writes; give the test a name of its own",
+        ));
+    }
     if let Some(constness) = &sig.constness {
         errors.push(Error::new_spanned(
             constness,
@@ -218,7 +290,15 @@ mod tests {
     fn errors(item: TokenStream) -> Vec<String> {
         match parse_test_fn(item) {
             Ok(_) => panic!("expected an error"),
-            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+            Err(rejected) => rejected.error.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// The item emitted in place of a rejected one.
+    fn emitted(item: TokenStream) -> String {
+        match parse_test_fn(item) {
+            Ok(_) => panic!("expected an error"),
+            Err(rejected) => rejected.item.to_string(),
         }
     }
 
@@ -247,8 +327,8 @@ mod tests {
                 }
             ),
         ] {
-            if let Err(e) = parse_test_fn(item.clone()) {
-                panic!("{item}: {e}");
+            if let Err(rejected) = parse_test_fn(item.clone()) {
+                panic!("{item}: {}", rejected.error);
             }
         }
     }
@@ -291,6 +371,43 @@ mod tests {
         ));
         assert!(
             e[0].starts_with("the harness would throw this `Ok` value away"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn attributes_that_would_run_it_again_are_refused_and_not_emitted() {
+        let item = quote!(
+            #[chaos_runtime::chaos_test(workers = 2)]
+            #[tokio::test]
+            #[doc = "kept"]
+            #[test]
+            async fn t(cluster: &Cluster) {}
+        );
+        let e = errors(item.clone());
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(
+            e[0].starts_with("`#[chaos_runtime::chaos_test]` is given twice on this function"),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("remove `#[tokio::test]`"), "{e:?}");
+        assert!(e[2].starts_with("remove `#[test]`"), "{e:?}");
+        let emitted = emitted(item);
+        assert!(!emitted.contains("chaos_test") && !emitted.contains("test ]"));
+        assert!(
+            emitted.starts_with("# [doc = \"kept\"] async fn t"),
+            "{emitted}"
+        );
+    }
+
+    #[test]
+    fn a_test_named_main_is_refused() {
+        let e = errors(quote!(
+            async fn main(cluster: &Cluster) {}
+        ));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("a `#[chaos_test]` function cannot be named `main`"),
             "{e:?}"
         );
     }

@@ -17,7 +17,7 @@ mod topology;
 mod version;
 
 pub use skew::SkewError;
-pub use topology::{NodeSpec, Role, Source, Topology, TopologyError, TopologySpec};
+pub use topology::{MAX_NODES, NodeSpec, Role, Source, Topology, TopologyError, TopologySpec};
 pub use version::{Version, VersionError, newest_known_patch};
 
 /// The control-plane version a test gets when it does not say `k8s = "..."`.

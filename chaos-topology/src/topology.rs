@@ -3,6 +3,14 @@ use std::fmt;
 use crate::skew::{self, SkewError};
 use crate::version::Version;
 
+/// The most nodes a topology may have, control planes and workers together: the largest cluster
+/// Kubernetes supports ("Kubernetes v1.35 supports clusters with up to 5,000 nodes",
+/// <https://kubernetes.io/docs/setup/best-practices/cluster-large/>). Generous on purpose: no
+/// provider here comes near it (a kind node is a container of about 300 MB at idle, see
+/// `KindProvider::memory_per_cluster`), but a count above it is a typo, and [`TopologySpec::build`]
+/// refuses it before allocating a node list of that length.
+pub const MAX_NODES: u32 = 5000;
+
 /// What a node does in the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
@@ -53,6 +61,19 @@ pub enum TopologyError {
     /// `masters = 0`.
     #[error("a cluster needs at least one control plane: use `masters = 1` or more")]
     NoControlPlane,
+    /// More than [`MAX_NODES`] nodes.
+    #[error(
+        "a cluster of {} nodes ({masters} control-plane, {workers} worker) is more than the \
+         {MAX_NODES} Kubernetes supports (kubernetes.io/docs/setup/best-practices/cluster-large): \
+         use fewer",
+        *masters as u64 + *workers as u64
+    )]
+    TooManyNodes {
+        /// Control-plane nodes asked for.
+        masters: u32,
+        /// Worker nodes asked for.
+        workers: u32,
+    },
     /// A per-node version list whose length fits neither "one for all" nor "one per node".
     #[error(
         "`{key}` has {given} entries for {nodes} nodes; give 1 entry (for every node) or \
@@ -90,11 +111,19 @@ pub struct Topology {
 }
 
 impl TopologySpec {
-    /// The normalized topology, or why no cluster can be shaped like this (no control plane,
-    /// version lists of the wrong length, or versions that break the skew policy).
+    /// The normalized topology, or why no cluster can be shaped like this (no control plane, more
+    /// than [`MAX_NODES`] nodes, version lists of the wrong length, or versions that break the
+    /// skew policy).
     pub fn build(&self) -> Result<Topology, TopologyError> {
         if self.masters == 0 {
             return Err(TopologyError::NoControlPlane);
+        }
+        // Before any node list is allocated: `workers = 4000000000` once asked for 128 GB.
+        if u64::from(self.masters) + u64::from(self.workers) > u64::from(MAX_NODES) {
+            return Err(TopologyError::TooManyNodes {
+                masters: self.masters,
+                workers: self.workers,
+            });
         }
         let masters = expand(
             "master_versions",
@@ -293,6 +322,27 @@ mod tests {
                 nodes: 3
             }
         );
+    }
+
+    #[test]
+    fn refuses_more_nodes_than_kubernetes_supports_before_allocating() {
+        // Each of these would allocate gigabytes if the bound came after the node list.
+        for (masters, workers) in [(1, 4_000_000_000), (u32::MAX, u32::MAX), (3000, 2001)] {
+            assert_eq!(
+                spec(masters, workers, "1.29", &[], &[]).build(),
+                Err(TopologyError::TooManyNodes { masters, workers })
+            );
+        }
+        let err = spec(1, 4_000_000_000, "1.29", &[], &[])
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a cluster of 4000000001 nodes (1 control-plane, 4000000000 worker) is more than the \
+             5000 Kubernetes supports (kubernetes.io/docs/setup/best-practices/cluster-large): \
+             use fewer"
+        );
+        assert!(spec(3, MAX_NODES - 3, "1.29", &[], &[]).build().is_ok());
     }
 
     #[test]
