@@ -21,4 +21,11 @@ async fn known_version(cluster: &Cluster) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Kubernetes' skew allows it, but on kind a 1.30 kubeadm cannot join a 1.32 control plane.
+#[chaos_test(masters = 1, workers = 1, k8s = "1.32", worker_versions = ["1.30"])]
+async fn kind_join_skew(cluster: &Cluster) -> anyhow::Result<()> {
+    anyhow::ensure!(cluster.nodes().len() == 2);
+    Ok(())
+}
+
 chaos_runtime::main!();

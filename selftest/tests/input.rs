@@ -138,7 +138,10 @@ fn a_pin_makes_a_version_known_on_the_sim_too() {
         &["unknown_version"],
         &[
             ("CHAOS_PROVIDER", text("sim")),
-            ("CHAOS_KIND_IMAGES", text("1.99=my.registry:5000/node:v1.99.0")),
+            (
+                "CHAOS_KIND_IMAGES",
+                text("1.99=my.registry:5000/node:v1.99.0"),
+            ),
         ],
     );
     assert_eq!(r.code, Some(0), "{}", r.both());
@@ -164,6 +167,40 @@ fn a_bad_kind_images_pin_fails_the_run_instead_of_falling_back_to_the_sim() {
 }
 
 #[test]
+fn kind_input_fails_auto_before_kind_is_looked_for() {
+    let r = run(
+        "bad-kind-switch",
+        INPUT,
+        &["--exact", "known_version"],
+        &[
+            ("CHAOS_PROVIDER", text("auto")),
+            ("CHAOS_KIND_STANDIN", text("maybe")),
+        ],
+    );
+    r.assert_refused(
+        "CHAOS_PROVIDER=auto, provider kind: CHAOS_KIND_STANDIN=maybe is not a switch; use 1 or 0",
+    );
+    // A shape kind cannot make: not a reason to run it on the sim instead...
+    let r = run(
+        "join-skew-auto",
+        INPUT,
+        &["kind_join_skew"],
+        &[("CHAOS_PROVIDER", text("auto"))],
+    );
+    r.assert_refused(
+        "CHAOS_PROVIDER=auto, provider kind: a 1.30 node cannot join a 1.32 control plane on kind",
+    );
+    // ...though the sim, chosen by name, makes it (both versions have kind images).
+    let r = run(
+        "join-skew-sim",
+        INPUT,
+        &["kind_join_skew"],
+        &[("CHAOS_PROVIDER", text("sim"))],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.both());
+}
+
+#[test]
 fn auto_falls_back_to_the_sim_for_the_environment_and_the_sim_says_what_it_does_not_prove() {
     let r = run(
         "fallback",
@@ -173,8 +210,9 @@ fn auto_falls_back_to_the_sim_for_the_environment_and_the_sim_says_what_it_does_
     );
     assert_eq!(r.code, Some(0), "{}", r.both());
     assert!(
-        r.stderr
-            .contains("chaos: provider sim (in-memory Kubernetes API), because kind cannot run here"),
+        r.stderr.contains(
+            "chaos: provider sim (in-memory Kubernetes API), because kind cannot run here"
+        ),
         "{}",
         r.both()
     );

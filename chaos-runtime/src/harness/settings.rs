@@ -268,7 +268,9 @@ mod tests {
             .expect_err(key);
             assert_eq!(
                 format!("{err:#}"),
-                format!("{key} is set to bytes that are not valid Unicode; set it to text or unset it")
+                format!(
+                    "{key} is set to bytes that are not valid Unicode; set it to text or unset it"
+                )
             );
         }
     }
@@ -276,7 +278,9 @@ mod tests {
     #[test]
     fn max_clusters_is_bounded_where_the_semaphore_would_panic() {
         assert_eq!(
-            settings(&[("CHAOS_MAX_CLUSTERS", "1024")]).unwrap().max_clusters,
+            settings(&[("CHAOS_MAX_CLUSTERS", "1024")])
+                .unwrap()
+                .max_clusters,
             Some(MAX_CLUSTERS_LIMIT)
         );
         for huge in ["1025", "18446744073709551615", "99999999999999999999999"] {
@@ -304,7 +308,9 @@ mod tests {
     #[test]
     fn durations_longer_than_a_year_are_refused() {
         assert_eq!(
-            settings(&[("CHAOS_TEST_TIMEOUT", "1y")]).unwrap().default_timeout,
+            settings(&[("CHAOS_TEST_TIMEOUT", "1y")])
+                .unwrap()
+                .default_timeout,
             MAX_DURATION
         );
         for key in [

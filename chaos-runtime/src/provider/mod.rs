@@ -161,7 +161,10 @@ pub(crate) async fn select(
             }
             Err(DetectError::Input(err)) => {
                 // Not a reason to try the next provider: the input is as wrong there.
-                return Err(err.context(format!("CHAOS_PROVIDER=auto, provider {}", registration.name)));
+                return Err(err.context(format!(
+                    "CHAOS_PROVIDER=auto, provider {}",
+                    registration.name
+                )));
             }
             Err(DetectError::Environment(reason)) => {
                 refused.push((registration.name, in_one_line(&reason)))
