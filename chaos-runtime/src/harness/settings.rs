@@ -90,7 +90,8 @@ impl Settings {
                     text.trim()
                 ),
                 _ => bail!(
-                    "CHAOS_MAX_CLUSTERS={text} is not a whole number from 1 to {MAX_CLUSTERS_LIMIT}"
+                    "CHAOS_MAX_CLUSTERS={text} is not a whole number of at least 1; give one \
+                     from 1 to {MAX_CLUSTERS_LIMIT}"
                 ),
             },
         };
@@ -291,7 +292,10 @@ mod tests {
             );
             assert!(err.contains("from 1 to 1024"), "{err}");
         }
-        assert!(error("CHAOS_MAX_CLUSTERS", "-1").contains("not a whole number from 1 to 1024"));
+        assert!(
+            error("CHAOS_MAX_CLUSTERS", "-1")
+                .contains("not a whole number of at least 1; give one from 1 to 1024")
+        );
     }
 
     #[test]
