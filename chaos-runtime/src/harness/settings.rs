@@ -1,6 +1,7 @@
 //! The run's settings, from `CHAOS_*` environment variables. A bad value is an error that names the
 //! variable and what it accepts: never a silent default.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -54,38 +55,69 @@ pub(crate) struct Settings {
     pub sim_timings: Timings,
 }
 
+/// Most clusters alive at once that `CHAOS_MAX_CLUSTERS` accepts. Past this, a value is a slip:
+/// 1,024 clusters of the smallest kind shape (one control plane, one worker) want about 1.3 TB
+/// of memory (the kind provider's `memory_per_cluster`), and a value near `usize::MAX` would
+/// panic in tokio's `Semaphore::new` (at most `usize::MAX >> 3` permits).
+pub(crate) const MAX_CLUSTERS_LIMIT: usize = 1024;
+
+/// The longest duration a `CHAOS_*` duration accepts: one year, as humantime counts it (365.25
+/// days, so `1y` is allowed). Longer is a slip, and durations near the 2^64 s humantime parses
+/// overflow the clock (`Instant + duration` panics in the sim's control plane).
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
+
 impl Settings {
     pub fn from_env() -> anyhow::Result<Settings> {
-        Self::from_lookup(|key| std::env::var(key).ok())
+        Self::from_lookup(|key| std::env::var_os(key))
     }
 
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Settings> {
-        let provider = match var("CHAOS_PROVIDER") {
+    /// The settings from `var`, which looks a variable up as the OS holds it: a value that is not
+    /// valid Unicode is an error naming the variable, never "unset".
+    pub fn from_lookup(var: impl Fn(&str) -> Option<OsString>) -> anyhow::Result<Settings> {
+        let var = |key: &str| text(key, var(key));
+        let provider = match var("CHAOS_PROVIDER")? {
             None => ProviderChoice::Auto,
             Some(text) => {
                 ProviderChoice::parse(&text).with_context(|| format!("CHAOS_PROVIDER={text}"))?
             }
         };
-        let max_clusters = match var("CHAOS_MAX_CLUSTERS") {
+        let max_clusters = match var("CHAOS_MAX_CLUSTERS")? {
             None => None,
-            Some(text) => match text.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => Some(n),
-                _ => bail!("CHAOS_MAX_CLUSTERS={text} is not a whole number of at least 1"),
+            Some(text) => match text.trim().parse::<u128>() {
+                Ok(n) if (1..=MAX_CLUSTERS_LIMIT as u128).contains(&n) => Some(n as usize),
+                Ok(n) if n > MAX_CLUSTERS_LIMIT as u128 => bail!(
+                    "CHAOS_MAX_CLUSTERS={} is more than {MAX_CLUSTERS_LIMIT}, which would already \
+                     want about 1.3 TB of memory for the smallest kind clusters; give a whole \
+                     number from 1 to {MAX_CLUSTERS_LIMIT}",
+                    text.trim()
+                ),
+                _ => bail!(
+                    "CHAOS_MAX_CLUSTERS={text} is not a whole number of at least 1; give one \
+                     from 1 to {MAX_CLUSTERS_LIMIT}"
+                ),
             },
         };
-        let seed = match var("CHAOS_SEED") {
+        let seed = match var("CHAOS_SEED")? {
             None => None,
             Some(text) => Some(text.trim().parse::<u64>().with_context(|| {
                 format!("CHAOS_SEED={text} is not a whole number (0 to 2^64-1)")
             })?),
         };
+        let default_timeout = duration(&var, "CHAOS_TEST_TIMEOUT", Duration::from_secs(300))?;
+        if default_timeout.is_zero() {
+            // As `#[chaos_test(timeout = "0s")]` is refused (chaos-macros `config.rs`).
+            bail!(
+                "CHAOS_TEST_TIMEOUT is zero, which would fail every test before it starts; give a \
+                 duration like 10m"
+            );
+        }
         Ok(Settings {
             provider,
             max_clusters,
-            keep: flag_in(&var, "CHAOS_KEEP")?,
-            reuse: flag_in(&var, "CHAOS_REUSE")?,
+            keep: parse_flag("CHAOS_KEEP", var("CHAOS_KEEP")?.as_deref())?,
+            reuse: parse_flag("CHAOS_REUSE", var("CHAOS_REUSE")?.as_deref())?,
             seed,
-            default_timeout: duration(&var, "CHAOS_TEST_TIMEOUT", Duration::from_secs(300))?,
+            default_timeout,
             sim_provision_delay: duration(
                 &var,
                 "CHAOS_SIM_PROVISION_DELAY",
@@ -97,18 +129,43 @@ impl Settings {
     }
 }
 
+/// A variable's value as text: `None` when unset, an error naming it when not valid Unicode.
+fn text(key: &str, value: Option<OsString>) -> Result<Option<String>, SettingError> {
+    value
+        .map(|value| {
+            value.into_string().map_err(|_| SettingError::NotUnicode {
+                name: key.to_owned(),
+            })
+        })
+        .transpose()
+}
+
+/// A lookup of a variable's text, as [`Settings::from_lookup`] hands it to the readers below.
+type Lookup<'a> = dyn Fn(&str) -> Result<Option<String>, SettingError> + 'a;
+
 /// `CHAOS_SIM_POD_START`, `CHAOS_SIM_NODE_GRACE`, `CHAOS_SIM_TOLERATION`: the sim's delays.
-fn sim_timings(var: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Timings> {
+fn sim_timings(var: &Lookup<'_>) -> anyhow::Result<Timings> {
     let defaults = Timings::default();
     let toleration = duration(
         var,
         "CHAOS_SIM_TOLERATION",
         Duration::from_secs(defaults.default_toleration_seconds.into()),
     )?;
+    let node_monitor_grace = duration(var, "CHAOS_SIM_NODE_GRACE", defaults.node_monitor_grace)?;
+    if node_monitor_grace <= defaults.heartbeat {
+        // A node goes Ready=Unknown after this long without a heartbeat (chaos-sim
+        // `control/node_lifecycle.rs`), and the sim's kubelets beat every `heartbeat`.
+        bail!(
+            "CHAOS_SIM_NODE_GRACE={} is not longer than the sim kubelets' heartbeat ({}), so \
+             every healthy node would go NotReady between two heartbeats; give a duration like 1s",
+            humantime::format_duration(node_monitor_grace),
+            humantime::format_duration(defaults.heartbeat)
+        );
+    }
     Ok(Timings {
         pod_start: duration(var, "CHAOS_SIM_POD_START", defaults.pod_start)?,
-        node_monitor_grace: duration(var, "CHAOS_SIM_NODE_GRACE", defaults.node_monitor_grace)?,
-        // The API counts tolerations in whole seconds.
+        node_monitor_grace,
+        // The API counts tolerations in whole seconds; MAX_DURATION keeps them within u32.
         default_toleration_seconds: toleration.as_secs().try_into().unwrap_or(u32::MAX),
         ..defaults
     })
@@ -126,7 +183,7 @@ pub(crate) enum SettingError {
         value: String,
     },
     /// A variable whose value is not valid Unicode.
-    #[error("{name} is not valid Unicode; use 1 or 0 (or true/false, yes/no, on/off)")]
+    #[error("{name} is set to bytes that are not valid Unicode; set it to text or unset it")]
     NotUnicode {
         /// The variable.
         name: String,
@@ -138,13 +195,7 @@ pub(crate) enum SettingError {
 /// On: `1`, `true`, `yes`, `on`. Off: `0`, `false`, `no`, `off`, empty, or unset. Case and
 /// surrounding whitespace do not matter; anything else is an error, never a silent default.
 pub(crate) fn flag(name: &str) -> Result<bool, SettingError> {
-    match std::env::var(name) {
-        Ok(value) => parse_flag(name, Some(&value)),
-        Err(std::env::VarError::NotPresent) => parse_flag(name, None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(SettingError::NotUnicode {
-            name: name.to_owned(),
-        }),
-    }
+    parse_flag(name, text(name, std::env::var_os(name))?.as_deref())
 }
 
 /// [`flag`]'s rule applied to a value already looked up (`None`: unset).
@@ -162,22 +213,21 @@ pub(crate) fn parse_flag(name: &str, value: Option<&str>) -> Result<bool, Settin
     }
 }
 
-/// [`parse_flag`] over a lookup function, for [`Settings::from_lookup`].
-fn flag_in(var: &impl Fn(&str) -> Option<String>, key: &str) -> Result<bool, SettingError> {
-    parse_flag(key, var(key).as_deref())
-}
-
-fn duration(
-    var: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    default: Duration,
-) -> anyhow::Result<Duration> {
-    match var(key) {
-        None => Ok(default),
-        Some(text) => humantime::parse_duration(text.trim()).with_context(|| {
-            format!("{key}={text} is not a duration; write it like 90s, 10m or 500ms")
-        }),
+fn duration(var: &Lookup<'_>, key: &str, default: Duration) -> anyhow::Result<Duration> {
+    let Some(text) = var(key)? else {
+        return Ok(default);
+    };
+    let value = humantime::parse_duration(text.trim()).with_context(|| {
+        format!("{key}={text} is not a duration; write it like 90s, 10m or 500ms")
+    })?;
+    if value > MAX_DURATION {
+        bail!(
+            "{key}={} is longer than a year (1y), the longest duration a setting accepts; give \
+             a duration like 10m",
+            text.trim()
+        );
     }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -189,8 +239,126 @@ mod tests {
             pairs
                 .iter()
                 .find(|(key, _)| *key == k)
-                .map(|(_, v)| v.to_string())
+                .map(|(_, v)| OsString::from(v))
         })
+    }
+
+    /// The error for the one variable `key` set to `value`, as the harness prints it.
+    fn error(key: &str, value: &str) -> String {
+        let err = settings(&[(key, value)]).expect_err(key);
+        let text = format!("{err:#}");
+        assert!(!text.contains('\n'), "one line: {text}");
+        text
+    }
+
+    #[test]
+    fn a_value_that_is_not_unicode_is_an_error_naming_the_variable_not_unset() {
+        use std::os::unix::ffi::OsStringExt;
+        for key in [
+            "CHAOS_PROVIDER",
+            "CHAOS_MAX_CLUSTERS",
+            "CHAOS_SEED",
+            "CHAOS_KEEP",
+            "CHAOS_REUSE",
+            "CHAOS_TEST_TIMEOUT",
+            "CHAOS_SIM_PROVISION_DELAY",
+            "CHAOS_SIM_POD_START",
+            "CHAOS_SIM_NODE_GRACE",
+            "CHAOS_SIM_TOLERATION",
+        ] {
+            let err = Settings::from_lookup(|k| {
+                (k == key).then(|| OsString::from_vec(b"1\xff".to_vec()))
+            })
+            .expect_err(key);
+            assert_eq!(
+                format!("{err:#}"),
+                format!(
+                    "{key} is set to bytes that are not valid Unicode; set it to text or unset it"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn max_clusters_is_bounded_where_the_semaphore_would_panic() {
+        assert_eq!(
+            settings(&[("CHAOS_MAX_CLUSTERS", "1024")])
+                .unwrap()
+                .max_clusters,
+            Some(MAX_CLUSTERS_LIMIT)
+        );
+        for huge in ["1025", "18446744073709551615", "99999999999999999999999"] {
+            let err = error("CHAOS_MAX_CLUSTERS", huge);
+            assert!(
+                err.starts_with(&format!("CHAOS_MAX_CLUSTERS={huge} is more than 1024")),
+                "{err}"
+            );
+            assert!(err.contains("from 1 to 1024"), "{err}");
+        }
+        assert!(
+            error("CHAOS_MAX_CLUSTERS", "-1")
+                .contains("not a whole number of at least 1; give one from 1 to 1024")
+        );
+    }
+
+    #[test]
+    fn a_zero_test_timeout_is_refused_as_the_attribute_refuses_it() {
+        for zero in ["0s", "0ms", " 0 s "] {
+            let err = error("CHAOS_TEST_TIMEOUT", zero);
+            assert!(
+                err.starts_with("CHAOS_TEST_TIMEOUT is zero, which would fail every test"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_longer_than_a_year_are_refused() {
+        assert_eq!(
+            settings(&[("CHAOS_TEST_TIMEOUT", "1y")])
+                .unwrap()
+                .default_timeout,
+            MAX_DURATION
+        );
+        for key in [
+            "CHAOS_TEST_TIMEOUT",
+            "CHAOS_SIM_PROVISION_DELAY",
+            "CHAOS_SIM_POD_START",
+            "CHAOS_SIM_NODE_GRACE",
+            "CHAOS_SIM_TOLERATION",
+        ] {
+            for huge in ["1y 1s", "18446744073709551615s"] {
+                let err = error(key, huge);
+                assert!(
+                    err.starts_with(&format!("{key}={huge} is longer than a year (1y)")),
+                    "{err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_node_grace_within_one_heartbeat_is_refused() {
+        for short in ["0s", "250ms"] {
+            let err = error("CHAOS_SIM_NODE_GRACE", short);
+            assert!(
+                err.contains("is not longer than the sim kubelets' heartbeat (250ms)"),
+                "{err}"
+            );
+        }
+        let grace = settings(&[("CHAOS_SIM_NODE_GRACE", "251ms")]).unwrap();
+        assert_eq!(
+            grace.sim_timings.node_monitor_grace,
+            Duration::from_millis(251)
+        );
+        // Zero is a meaningful value for the others.
+        let zeros = settings(&[
+            ("CHAOS_SIM_PROVISION_DELAY", "0s"),
+            ("CHAOS_SIM_POD_START", "0s"),
+            ("CHAOS_SIM_TOLERATION", "0s"),
+        ])
+        .unwrap();
+        assert_eq!(zeros.sim_timings.default_toleration_seconds, 0);
     }
 
     #[test]
@@ -231,7 +399,7 @@ mod tests {
     fn bad_values_name_the_variable_and_the_fix() {
         for (key, value, hint) in [
             ("CHAOS_PROVIDER", "docker", "use kind, sim or auto"),
-            ("CHAOS_MAX_CLUSTERS", "0", "at least 1"),
+            ("CHAOS_MAX_CLUSTERS", "0", "from 1 to 1024"),
             ("CHAOS_SEED", "abc", "whole number"),
             ("CHAOS_KEEP", "maybe", "use 1 or 0"),
             ("CHAOS_TEST_TIMEOUT", "soon", "like 90s"),

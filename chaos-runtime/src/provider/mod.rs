@@ -4,14 +4,16 @@
 pub(crate) mod kind;
 pub(crate) mod sim;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chaos_topology::Topology;
+use chaos_topology::{Topology, Version};
 use futures::future::BoxFuture;
 
 use crate::faults::NodeFaults;
+use crate::harness::progress::say;
 use crate::harness::settings::{ProviderChoice, Settings};
 use crate::node::NodeInfo;
 
@@ -25,16 +27,39 @@ pub(crate) struct Registration {
     pub name: &'static str,
     /// What it is, for the line that says which provider `auto` took.
     pub description: &'static str,
-    /// Makes the provider for a run that needs `topologies`, or says why it cannot run here.
+    /// What a run on this provider does not prove, said in one line whenever it is taken.
+    pub banner: Option<&'static str>,
+    /// Makes the provider for a run that needs `topologies`, or says why not: this host cannot
+    /// run it, or the run's input is wrong.
     pub detect: Detect,
 }
 
-/// A provider's `detect`: its settings and the topologies the run needs in, the provider or why it
-/// cannot run here out.
+/// A provider's `detect`: its settings and the topologies the run needs in, the provider or why
+/// not out.
 pub(crate) type Detect = for<'a> fn(
     &'a Settings,
     &'a [&'a Topology],
-) -> BoxFuture<'a, anyhow::Result<Box<dyn Provider>>>;
+) -> BoxFuture<'a, Result<Box<dyn Provider>, DetectError>>;
+
+/// Why a provider's `detect` gave no provider. Only the environment lets `auto` try the next
+/// provider: an input error would be an error on every provider, and a fallback would hide it.
+#[derive(Debug)]
+pub(crate) enum DetectError {
+    /// This host lacks what the provider needs (its binary, a daemon, an image it cannot get).
+    Environment(anyhow::Error),
+    /// A setting or the topologies are wrong (a malformed variable, a shape it cannot make): the
+    /// run fails whatever the provider.
+    Input(anyhow::Error),
+}
+
+impl DetectError {
+    /// The error, whichever kind it is.
+    fn into_inner(self) -> anyhow::Error {
+        match self {
+            DetectError::Environment(err) | DetectError::Input(err) => err,
+        }
+    }
+}
 
 /// The providers' names, as `CHAOS_PROVIDER` accepts them (besides `auto`).
 pub(crate) fn names() -> impl Iterator<Item = &'static str> {
@@ -106,34 +131,50 @@ pub(crate) trait Provider: Send + Sync {
 
 /// The provider `CHAOS_PROVIDER` asks for, able to make `topologies`. `auto` takes the first
 /// registered provider that can run here (kind where the binary, a Docker daemon and the node
-/// images are there), and says which and why in one line when it is not the first.
+/// images are there), and says which and why in one line when it is not the first. It falls back
+/// only for the environment: an input error (an unknown version, a malformed setting) fails the
+/// run on every provider, before anything is created. A provider with a banner says it.
 pub(crate) async fn select(
     settings: &Settings,
     topologies: &[&Topology],
 ) -> anyhow::Result<Box<dyn Provider>> {
+    check_versions(topologies)?;
     if let ProviderChoice::Named(name) = settings.provider {
         let registration = PROVIDERS
             .iter()
             .find(|p| p.name == name)
             .expect("settings only name registered providers");
-        return (registration.detect)(settings, topologies)
+        let provider = (registration.detect)(settings, topologies)
             .await
-            .with_context(|| format!("CHAOS_PROVIDER={name}"));
+            .map_err(DetectError::into_inner)
+            .with_context(|| format!("CHAOS_PROVIDER={name}"))?;
+        say_banner(registration);
+        return Ok(provider);
     }
     let mut refused: Vec<(&str, String)> = Vec::new();
     for registration in PROVIDERS {
         match (registration.detect)(settings, topologies).await {
             Ok(provider) => {
                 if let Some((first, because)) = refused.first() {
-                    eprintln!(
-                        "chaos: provider {} ({}), because {first} cannot run here: {because}. \
+                    say(format!(
+                        "provider {} ({}), because {first} cannot run here: {because}. \
                          Set CHAOS_PROVIDER to choose.",
                         registration.name, registration.description
-                    );
+                    ));
                 }
+                say_banner(registration);
                 return Ok(provider);
             }
-            Err(reason) => refused.push((registration.name, in_one_line(&reason))),
+            Err(DetectError::Input(err)) => {
+                // Not a reason to try the next provider: the input is as wrong there.
+                return Err(err.context(format!(
+                    "CHAOS_PROVIDER=auto, provider {}",
+                    registration.name
+                )));
+            }
+            Err(DetectError::Environment(reason)) => {
+                refused.push((registration.name, in_one_line(&reason)))
+            }
         }
     }
     let all: Vec<String> = refused
@@ -141,6 +182,27 @@ pub(crate) async fn select(
         .map(|(p, why)| format!("{p}: {why}"))
         .collect();
     anyhow::bail!("no provider can run here ({})", all.join("; "))
+}
+
+/// Every node version of `topologies` must have a node image: one of kind's, or one pinned with
+/// `CHAOS_KIND_IMAGES` (which must then be well-formed). Checked for every provider, so that a
+/// version (or a pin) that kind could not run fails on the sim as well, wherever it runs.
+fn check_versions(topologies: &[&Topology]) -> anyhow::Result<()> {
+    let pins = kind::images::ImagePins::from_env()?;
+    let versions: BTreeSet<Version> = topologies
+        .iter()
+        .flat_map(|topology| topology.nodes().iter().map(|node| node.version))
+        .collect();
+    for version in versions {
+        kind::images::check_known(version, &pins)?;
+    }
+    Ok(())
+}
+
+fn say_banner(registration: &Registration) {
+    if let Some(banner) = registration.banner {
+        say(format!("{}: {banner}", registration.name));
+    }
 }
 
 /// Why a provider cannot run, in one line: the outer message says what is missing, the root

@@ -213,6 +213,56 @@ impl fmt::Display for ResolveError {
 
 impl std::error::Error for ResolveError {}
 
+/// A Kubernetes version that no node image of kind's (in this build's table, any release) is
+/// of, and that no `CHAOS_KIND_IMAGES` pin stands for. Whatever the provider, the run's input is
+/// then wrong: the sim refuses it too, so that a suite green on the sim can run on kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownVersion {
+    /// The version asked for.
+    pub version: Version,
+}
+
+impl fmt::Display for UnknownVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let version = self.version;
+        write!(f, "Kubernetes {version} has no kind node image")?;
+        let minor = Version::minor(version.minor);
+        let patches: BTreeSet<Version> = table()
+            .filter(|image| image.matches(minor))
+            .map(|image| image.version)
+            .collect();
+        if patches.is_empty() {
+            let minors: BTreeSet<u32> = table().map(|image| image.version.minor).collect();
+            let minors = versions(minors.into_iter().rev().map(Version::minor));
+            write!(
+                f,
+                "; kind has images of {minors} (`cargo chaos versions` lists their patches)"
+            )?;
+        } else {
+            let patches = versions(patches.into_iter().rev());
+            write!(
+                f,
+                "; the images of {minor} are {patches} (write {minor} for the newest)"
+            )?;
+        }
+        write!(
+            f,
+            ", or pin one: {PINS_VAR}={version}=kindest/node:<tag>@sha256:<digest>"
+        )
+    }
+}
+
+impl std::error::Error for UnknownVersion {}
+
+/// Whether some node image is of `version`: one of the table (built for any kind release), or a
+/// pin. Independent of the installed kind, so that every provider and host give one answer.
+pub fn check_known(version: Version, pins: &ImagePins) -> Result<(), UnknownVersion> {
+    match pins.get(version).is_some() || table().any(|image| image.matches(version)) {
+        true => Ok(()),
+        false => Err(UnknownVersion { version }),
+    }
+}
+
 fn versions<T: fmt::Display>(items: impl Iterator<Item = T>) -> String {
     items.map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
 }
@@ -862,6 +912,33 @@ mod tests {
             text.contains("1.29.3 (images of 1.29: 1.29.14, 1.29.12, 1.29.10)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_version_no_image_is_of_is_unknown_and_the_error_lists_the_versions() {
+        for known in ["1.26", "1.29", "1.37", "1.29.12", "v1.33.1"] {
+            assert_eq!(check_known(v(known), &none()), Ok(()), "{known}");
+        }
+        let err = check_known(v("1.99"), &none()).unwrap_err();
+        assert_eq!(err.version, v("1.99"));
+        assert_eq!(
+            err.to_string(),
+            "Kubernetes 1.99 has no kind node image; kind has images of 1.37, 1.36, 1.35, 1.34, \
+             1.33, 1.32, 1.31, 1.30, 1.29, 1.28, 1.27, 1.26 (`cargo chaos versions` lists their \
+             patches), or pin one: CHAOS_KIND_IMAGES=1.99=kindest/node:<tag>@sha256:<digest>"
+        );
+        let err = check_known(v("1.29.3"), &none()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "Kubernetes 1.29.3 has no kind node image; the images of 1.29 are 1.29.14, \
+                 1.29.12, 1.29.10 (write 1.29 for the newest), or pin one: "
+            ),
+            "{err}"
+        );
+        // A pin makes any version known.
+        let pins = ImagePins::parse("1.99=my.registry:5000/node:custom").unwrap();
+        assert_eq!(check_known(v("1.99"), &pins), Ok(()));
+        assert!(check_known(v("1.98"), &pins).is_err());
     }
 
     #[test]

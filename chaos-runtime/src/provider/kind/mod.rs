@@ -20,7 +20,7 @@ use chaos_topology::Topology;
 use futures::future::BoxFuture;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::{Provider, Provisioned, Registration};
+use super::{DetectError, Provider, Provisioned, Registration};
 use crate::command::Cmd;
 use crate::harness::progress::{reporting, say};
 use crate::node::NodeInfo;
@@ -38,10 +38,17 @@ use standin::StandIn;
 pub(super) const REGISTRATION: Registration = Registration {
     name: "kind",
     description: "real clusters in Docker",
+    banner: None,
     detect: |settings, topologies| {
         Box::pin(async move {
-            let provider = KindProvider::detect(settings.reuse).await?;
-            provider.ensure_images(topologies).await?;
+            check_input(topologies).map_err(DetectError::Input)?;
+            let provider = KindProvider::detect(settings.reuse)
+                .await
+                .map_err(DetectError::Environment)?;
+            provider
+                .ensure_images(topologies)
+                .await
+                .map_err(DetectError::Environment)?;
             let at_once = settings.max_clusters.unwrap_or(8).min(topologies.len());
             let limits: Vec<_> = host::INOTIFY_WANTED
                 .iter()
@@ -76,6 +83,22 @@ pub(super) const REGISTRATION: Registration = Registration {
         })
     },
 };
+
+/// What is wrong with the run's input for kind whatever the host has: kind's settings, and node
+/// versions whose kubeadm cannot join the first control plane. Checked before kind and Docker
+/// are looked for, so that `auto` never falls back to the sim on it.
+fn check_input(topologies: &[&Topology]) -> anyhow::Result<()> {
+    ImagePins::from_env()?;
+    config_options_from_env()?;
+    crate::harness::settings::flag("CHAOS_KIND_STANDIN")?;
+    for topology in topologies {
+        let versions: Vec<_> = topology.nodes().iter().map(|n| n.version).collect();
+        if let Some(first) = topology.nodes().first() {
+            host::check_join_skew(first.version, &versions).map_err(anyhow::Error::msg)?;
+        }
+    }
+    Ok(())
+}
 
 /// kind's own creation, image pulls included.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(20 * 60);

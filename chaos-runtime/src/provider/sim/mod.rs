@@ -27,6 +27,7 @@ use nodes::SimNodes;
 pub(super) const REGISTRATION: Registration = Registration {
     name: "sim",
     description: "in-memory Kubernetes API",
+    banner: Some(BANNER),
     detect: |settings, _topologies| {
         Box::pin(async move {
             if settings.reuse {
@@ -41,6 +42,10 @@ pub(super) const REGISTRATION: Registration = Registration {
         })
     },
 };
+
+/// What a green run on the sim does not prove, said whenever a run is on it.
+pub(crate) const BANNER: &str = "no container runs here, so images, probes and the app itself are \
+     not exercised; CHAOS_PROVIDER=kind runs them";
 
 pub(crate) struct SimProvider {
     /// Stands in for kind's creation time, so that scheduling behaves as it would on kind.
