@@ -8,10 +8,13 @@
 //!   record them in its timeline.
 //! - `health`: whether a cluster is fit for the next test (every node there, Ready, at its
 //!   version), judged through the API so that it means the same on every provider.
+//! - `baseline`: what a cluster looked like when first handed out, and putting back what a test
+//!   changed at cluster scope (node taints, labels, cordons; namespaces; objects outside its own).
 //!
 //! Waits and probes read the same stream of complete states ([`wait::states`]), so they judge
 //! exactly the same things. They are public as `chaos_runtime::{conditions, wait, probe}`.
 
+pub(crate) mod baseline;
 pub mod conditions;
 pub(crate) mod health;
 pub mod probe;
