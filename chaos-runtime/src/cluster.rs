@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 use crate::faults::{Fault, FaultContext, Ledger, NodeFault};
 use crate::lease::Lease;
 use crate::node::NodeInfo;
+use crate::observe::baseline::Baseline;
 use crate::provider::Provisioned;
 use crate::timeline::Timeline;
 
@@ -32,6 +33,8 @@ pub(crate) struct SharedCluster {
     pub(crate) provisioned: Provisioned,
     /// Faults in effect, whichever test made them: the heal undoes them.
     pub(crate) ledger: Arc<Ledger>,
+    /// What the cluster looked like when it was first handed out: the heal puts it back so.
+    pub(crate) baseline: Baseline,
 }
 
 impl Cluster {

@@ -347,6 +347,43 @@ fn the_last_tests_cluster_is_healed_before_it_is_kept() {
     assert!(text.contains("cluster healed and healthy"), "{text}");
 }
 
+#[test]
+fn what_a_test_changes_outside_its_namespace_is_put_back_before_the_next_test() {
+    let run = ChildRun::start(&["dirty_"], &[]).finish(Duration::from_secs(60));
+    assert_eq!(
+        run.outcome("dirty_2_finds_the_cluster_as_handed_out"),
+        "ok",
+        "{}",
+        run.both()
+    );
+    assert_eq!(run.code, Some(0), "{}", run.both());
+    assert_eq!(run.count("clusters_recreated"), 0, "{}", run.both());
+    let timeline = find_timeline("dirty_1_changes_the_cluster_outside_its_namespace");
+    let text = std::fs::read_to_string(&timeline).expect("the timeline is written");
+    assert!(text.contains("put back: "), "{text}");
+}
+
+#[test]
+fn a_cluster_that_cannot_be_put_back_is_recreated() {
+    let run = ChildRun::start(&["broken_"], &[]).finish(Duration::from_secs(60));
+    assert_eq!(
+        run.outcome("broken_2_gets_a_whole_cluster"),
+        "ok",
+        "{}",
+        run.both()
+    );
+    assert!(
+        run.stderr
+            .contains("is unhealthy after broken_1_deletes_a_system_namespace")
+            && run.stderr.contains("kube-node-lease"),
+        "{}",
+        run.both()
+    );
+    assert_eq!(run.count("clusters_recreated"), 1, "{}", run.both());
+    assert_eq!(run.code, Some(0), "{}", run.both());
+    run.assert_nothing_left();
+}
+
 /// The newest `.../<test>/timeline.json` under the target directory's `chaos` folder.
 fn find_timeline(test: &str) -> PathBuf {
     let target = Path::new(env!("CARGO_BIN_EXE_selftest-endings"))

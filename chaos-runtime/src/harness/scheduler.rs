@@ -21,6 +21,7 @@ use crate::harness::seed::test_seed;
 use crate::harness::test_thread;
 use crate::lease::Lease;
 use crate::namespace;
+use crate::observe::baseline::Baseline;
 use crate::observe::health;
 use crate::registry::TestFuture;
 use crate::timeline::{self, EntryKind, Timeline, TimelineFile};
@@ -268,11 +269,24 @@ impl Scheduler {
             provider.create(&name, topology),
         )
         .await?;
+        let baseline = match Baseline::take(&provisioned.client).await {
+            Ok(baseline) => baseline,
+            Err(err) => {
+                // Made, but not fit to hand out: it goes, as a failed creation's would.
+                if let Err(gone) = provider.destroy(&provisioned).await {
+                    say(format!("could not remove cluster {name}: {gone:#}"));
+                }
+                return Err(
+                    err.context(format!("cluster {name} was created but could not be read"))
+                );
+            }
+        };
         let cluster = Arc::new(SharedCluster {
             name,
             topology: topology.clone(),
             provisioned,
             ledger: Default::default(),
+            baseline,
         });
         self.pool.add(cluster.clone());
         let how = if cluster.provisioned.reused {
@@ -447,6 +461,15 @@ impl Scheduler {
         namespace::remove(client.clone(), namespace, timeout)
             .await
             .map_err(|err| format!("its namespace could not be removed: {err:#}"))?;
+        // What the test changed outside its namespace (cordons, taints, labels, namespaces,
+        // objects) is put back as it was at hand-out, or the cluster is recreated.
+        let put_back = cluster
+            .baseline
+            .restore(&client, namespace, timeout)
+            .await?;
+        for what in put_back {
+            timeline.record(EntryKind::Heal, format!("put back: {what}"));
+        }
         health::wait_healthy(client, &cluster.provisioned.nodes, timeout)
             .await
             .map_err(|err| err.to_string())?;
