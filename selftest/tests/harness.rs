@@ -300,6 +300,11 @@ fn bad_settings_are_refused_before_anything_runs() {
 #[test]
 fn max_clusters_one_runs_the_topologies_one_after_another() {
     let r = run(FAILURES, &[], &[("CHAOS_MAX_CLUSTERS", "1")]);
+    assert_two_clusters_one_after_the_other(&r);
+}
+
+/// The run made its two clusters one after the other: the second after the first was removed.
+fn assert_two_clusters_one_after_the_other(r: &Run) {
     let events: Vec<&str> = r
         .stderr
         .lines()
@@ -323,22 +328,7 @@ fn test_threads_one_makes_one_cluster_at_a_time() {
     // Two topologies; with one test at a time, the second cluster is made after the first is
     // removed, not up front to wait idle.
     let r = run(FAILURES, &["--test-threads", "1"], &[]);
-    let events: Vec<&str> = r
-        .stderr
-        .lines()
-        .filter(|l| l.contains("creating cluster") || l.contains("removed cluster"))
-        .collect();
-    assert_eq!(events.len(), 4, "{}", r.both());
-    assert!(
-        events[0].contains("creating") && events[1].contains("removed"),
-        "{}",
-        r.both()
-    );
-    assert!(
-        events[2].contains("creating") && events[3].contains("removed"),
-        "{}",
-        r.both()
-    );
+    assert_two_clusters_one_after_the_other(&r);
 }
 
 #[test]
