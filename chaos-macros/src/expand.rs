@@ -122,8 +122,8 @@ fn in_an_impl(ident: &Ident, callee: &Ident) -> TokenStream {
     let check = quote_spanned!(ident.span()=> #marker.check(InAnImpl));
     let name = ident.unraw();
     let message = format!(
-        "`#[chaos_test]` goes on a free function, not on one in an `impl` block: move `{name}` \
-         out of the `impl`"
+        "`#[chaos_test]` goes on a free function of a module, not on one in an `impl` block or \
+         inside another function: move `{name}` out to the module"
     );
     quote! {
         mod __chaos_test_lookup {

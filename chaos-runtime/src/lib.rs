@@ -4,6 +4,8 @@
 //! [`k8s_openapi`]), sets `harness = false`, and ends with [`main!`]:
 //!
 //! ```no_run
+//! # // rustdoc would wrap the example in `fn main() { .. }`, where a test is not a free function.
+//! # mod suite {
 //! use std::time::Duration;
 //! use chaos_runtime::prelude::*;
 //!
@@ -18,6 +20,8 @@
 //! }
 //!
 //! chaos_runtime::main!();
+//! # }
+//! # fn main() {}
 //! ```
 //!
 //! What a user writes against:
