@@ -7,6 +7,7 @@
 mod clusters;
 mod kind;
 mod plan;
+mod shards;
 mod versions;
 
 use std::ffi::OsString;
@@ -30,7 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the kind config for a topology, creating nothing.
+    /// Print the kind config for a topology, creating nothing; or, with --shards N --suite PATH,
+    /// which shard runs each topology of a suite.
     Plan(plan::PlanArgs),
     /// List the Kubernetes versions the kind release supports, and those it runs on a best-effort
     /// basis.

@@ -1,6 +1,8 @@
-//! `cargo chaos plan`: the kind config for a topology, printed, nothing created.
+//! `cargo chaos plan`: the kind config for a topology, printed, nothing created; with `--shards`,
+//! how a suite's topologies are split over CI machines (`shards.rs`).
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use chaos_runtime::__kind::config::{self, ConfigOptions};
 use chaos_runtime::__kind::images::{self, ImagePins, KindRelease, NodeImage};
@@ -33,9 +35,28 @@ pub(crate) struct PlanArgs {
     /// later) instead of shortening them to seconds.
     #[arg(long)]
     keep_default_timings: bool,
+    /// Instead of a config: how CHAOS_PARTITION=count:K/N and hash:K/N split the topologies of
+    /// the suite --suite names over N shards (CI machines), with their modelled cost.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "suite",
+        value_parser = clap::value_parser!(u64).range(1..=1024),
+        conflicts_with_all = [
+            "masters", "workers", "k8s", "master_versions", "worker_versions", "name",
+            "keep_default_timings",
+        ],
+    )]
+    shards: Option<u64>,
+    /// A built suite binary (`cargo test --no-run --test NAME` prints its path), for --shards.
+    #[arg(long, value_name = "PATH", requires = "shards")]
+    suite: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: &PlanArgs, release: impl FnOnce() -> KindRelease) -> Result<(), Failure> {
+    if let (Some(shards), Some(suite)) = (args.shards, &args.suite) {
+        return crate::shards::run(shards, suite);
+    }
     let pins = ImagePins::from_env().map_err(|err| Failure::Input(format!("{err:#}")))?;
     config::check_cluster_name(&args.name)
         .map_err(|err| Failure::Input(format!("{err}; choose another with --name")))?;

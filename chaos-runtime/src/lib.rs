@@ -138,6 +138,15 @@ pub mod __private {
     pub use linkme;
 }
 
+/// Sharding (`CHAOS_PARTITION`), for `cargo chaos plan --shards`; not part of the public API.
+#[doc(hidden)]
+pub mod __shard {
+    pub use crate::harness::shard::{
+        CREATE_PER_NODE, Mode, PER_TEST, Partition, PartitionError, ShardGroup, assign,
+        modelled_cost,
+    };
+}
+
 /// kind's internals, for `cargo chaos` and the Docker-level tests; not part of the public API.
 #[doc(hidden)]
 pub mod __kind {

@@ -9,6 +9,7 @@ pub(crate) mod progress;
 mod scheduler;
 mod seed;
 pub(crate) mod settings;
+pub(crate) mod shard;
 mod test_thread;
 
 use std::process::ExitCode;
@@ -63,8 +64,16 @@ fn run_with(
     package: Option<&'static str>,
     suite: Suite,
 ) -> anyhow::Result<ExitCode> {
+    // `cargo chaos plan --shards` asks for the topologies, as one JSON line each.
+    if settings::flag("CHAOS_LIST_TOPOLOGIES")? {
+        shard::print_topologies(&plan::test_cases(&TESTS)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut settings = Settings::from_env()?;
     let cases = plan::test_cases(&TESTS)?;
+    if let Some(partition) = settings.partition {
+        say(shard::keep_only_this_shard(partition, &cases, &mut args));
+    }
     match suite {
         Suite::Always => {}
         Suite::OnProvider(name) => settings.provider = settings::ProviderChoice::parse(name)?,

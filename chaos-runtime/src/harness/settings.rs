@@ -53,6 +53,8 @@ pub(crate) struct Settings {
     pub sim_teardown_delay: Duration,
     /// The sim's control-plane delays.
     pub sim_timings: Timings,
+    /// `CHAOS_PARTITION`: run only this shard's topologies (`harness/shard.rs`).
+    pub partition: Option<super::shard::Partition>,
 }
 
 /// Most clusters alive at once that `CHAOS_MAX_CLUSTERS` accepts. Past this, a value is a slip:
@@ -125,7 +127,20 @@ impl Settings {
             )?,
             sim_teardown_delay: duration(&var, "CHAOS_SIM_TEARDOWN_DELAY", Duration::ZERO)?,
             sim_timings: sim_timings(&var)?,
+            partition: partition(&var)?,
         })
+    }
+}
+
+/// `CHAOS_PARTITION`: `hash:K/N` or `count:K/N`; unset or empty, no sharding.
+fn partition(var: &Lookup<'_>) -> anyhow::Result<Option<super::shard::Partition>> {
+    match var("CHAOS_PARTITION")? {
+        Some(text) if !text.trim().is_empty() => {
+            Ok(Some(text.parse().with_context(|| {
+                format!("CHAOS_PARTITION={}", text.trim())
+            })?))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -265,6 +280,7 @@ mod tests {
             "CHAOS_SIM_POD_START",
             "CHAOS_SIM_NODE_GRACE",
             "CHAOS_SIM_TOLERATION",
+            "CHAOS_PARTITION",
         ] {
             let err = Settings::from_lookup(|k| {
                 (k == key).then(|| OsString::from_vec(b"1\xff".to_vec()))
@@ -406,6 +422,38 @@ mod tests {
         ] {
             let err = format!("{:#}", settings(&[(key, value)]).unwrap_err());
             assert!(err.contains(key) && err.contains(hint), "{err}");
+        }
+    }
+
+    #[test]
+    fn partition_is_read_and_a_bad_one_is_one_line_naming_it() {
+        use super::super::shard::{Mode, Partition};
+        assert_eq!(settings(&[]).unwrap().partition, None);
+        assert_eq!(
+            settings(&[("CHAOS_PARTITION", " ")]).unwrap().partition,
+            None
+        );
+        assert_eq!(
+            settings(&[("CHAOS_PARTITION", "count:2/3")])
+                .unwrap()
+                .partition,
+            Some(Partition {
+                mode: Mode::Count,
+                shard: 2,
+                total: 3
+            })
+        );
+        for (bad, hint) in [
+            ("hash:0/2", "no shard 0"),
+            ("hash:3/2", "shard 3 of 2 does not exist"),
+            ("3/2", "does not start with hash: or count:"),
+            ("foo", "does not start with hash: or count:"),
+        ] {
+            let err = error("CHAOS_PARTITION", bad);
+            assert!(
+                err.starts_with(&format!("CHAOS_PARTITION={bad}: ")) && err.contains(hint),
+                "{err}"
+            );
         }
     }
 
