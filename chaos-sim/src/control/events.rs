@@ -115,3 +115,19 @@ mod tests {
         assert_eq!(e["count"], 1);
     }
 }
+
+#[cfg(test)]
+mod stored {
+    use super::*;
+
+    #[test]
+    fn an_event_is_stored() {
+        let server = ApiServer::new("v1.31.0");
+        let node = server
+            .create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}))
+            .unwrap();
+        let e = event(&node, Type::Normal, "R", "m".into(), KUBELET, None);
+        server.create(e).unwrap();
+        assert_eq!(server.list("v1", "Event", Some("default")).len(), 1);
+    }
+}
