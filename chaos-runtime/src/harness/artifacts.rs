@@ -324,8 +324,8 @@ async fn events(
         }
         Err(err) => problems.push(format!("listing the events about nodes: {err}")),
     }
-    all.sort_by_key(event_time);
-    write(&dir.join("events.txt"), &events_table(&all))?;
+    all.sort_by_key(order);
+    write(&dir.join("events.txt"), &events_table(&all, namespace))?;
     write(
         &dir.join("events.json"),
         &serde_json::to_string_pretty(&all).context("events as JSON")?,
@@ -351,9 +351,21 @@ fn event_time(event: &Event) -> Option<Timestamp> {
         .or(event.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
+/// Oldest first. Times are often whole seconds (`metav1.Time`), so ties are broken by
+/// `resourceVersion`: opaque by contract, but etcd's revision, which grows with each write, on
+/// every API server in practice (a non-number sorts last among its ties).
+fn order(event: &Event) -> (Option<Timestamp>, u64) {
+    let version = event
+        .metadata
+        .resource_version
+        .as_deref()
+        .unwrap_or_default();
+    (event_time(event), version.parse().unwrap_or(u64::MAX))
+}
+
 /// Like `kubectl get events`, with absolute times: `LAST SEEN  TYPE  REASON  OBJECT  SOURCE
-/// COUNT  MESSAGE`.
-fn events_table(events: &[Event]) -> String {
+/// COUNT  MESSAGE`; an object outside the test's `namespace` names its own.
+fn events_table(events: &[Event], namespace: &str) -> String {
     let mut rows = vec![row(&[
         "LAST SEEN",
         "TYPE",
@@ -368,7 +380,7 @@ fn events_table(events: &[Event]) -> String {
         let kind = object.kind.as_deref().unwrap_or_default().to_lowercase();
         let name = object.name.as_deref().unwrap_or_default();
         let object = match object.namespace.as_deref() {
-            Some(ns) if !ns.is_empty() => format!("{kind}/{name} ({ns})"),
+            Some(ns) if !ns.is_empty() && ns != namespace => format!("{kind}/{name} ({ns})"),
             _ => format!("{kind}/{name}"),
         };
         let source = e
@@ -652,6 +664,50 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "NAME         STATUS  MESSAGE");
         assert_eq!(lines[1], "a-long-name  ok      free text, with spaces");
+    }
+
+    #[tokio::test]
+    async fn a_step_that_hangs_ends_at_its_limit_and_says_so() {
+        let hung = step(
+            "events.txt",
+            Duration::from_millis(20),
+            std::future::pending::<anyhow::Result<String>>(),
+        )
+        .await;
+        let err = hung.result.unwrap_err();
+        assert_eq!(err.to_string(), "timed out after 20ms");
+        assert!(hung.took >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn events_are_listed_oldest_first_naming_other_namespaces() {
+        let event = |name: &str, ns: &str, kind: &str, at: &str, version: &str| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": ns, "resourceVersion": version},
+                "involvedObject": {"kind": kind, "name": name, "namespace": ns},
+                "reason": "R", "type": "Normal", "message": "m", "count": 1,
+                "lastTimestamp": at,
+            }))
+            .unwrap()
+        };
+        let mut events = vec![
+            event("late", "test-ns", "Pod", "2026-01-01T00:00:02Z", "9"),
+            event("second", "test-ns", "Pod", "2026-01-01T00:00:01Z", "8"),
+            event("first", "test-ns", "Pod", "2026-01-01T00:00:01Z", "7"),
+            event("n1", "", "Node", "2026-01-01T00:00:01Z", "10"),
+        ];
+        events.sort_by_key(order);
+        let text = events_table(&events, "test-ns");
+        let objects: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().nth(3).unwrap())
+            .collect();
+        assert_eq!(
+            objects,
+            ["pod/first", "pod/second", "node/n1", "pod/late"],
+            "{text}"
+        );
     }
 
     #[test]

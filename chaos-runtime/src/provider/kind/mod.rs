@@ -329,7 +329,7 @@ impl KindProvider {
             {
                 return Err(NameTaken(name.to_owned()).into());
             }
-            let logs = self.export_logs(name).await;
+            let logs = self.save_creation_logs(name).await;
             bail!("kind could not create cluster {name}: {err}\n{logs}");
         }
 
@@ -341,7 +341,7 @@ impl KindProvider {
         )
         .await;
         if let Err(err) = ready {
-            let logs = self.export_logs(name).await;
+            let logs = self.save_creation_logs(name).await;
             bail!(
                 "cluster {name} was created but its nodes did not all become Ready: {err}\n{logs}"
             );
@@ -399,7 +399,7 @@ impl KindProvider {
     }
 
     /// Saves kind's logs of a cluster that failed, and says where (or why not).
-    async fn export_logs(&self, cluster: &str) -> String {
+    async fn save_creation_logs(&self, cluster: &str) -> String {
         let dir = self.work_dir.join("logs").join(cluster);
         let result = self.export_logs_into(cluster, &dir).await;
         export_outcome(&dir, result)
@@ -1157,6 +1157,21 @@ esac
             docker_ledger(&*cluster.node_faults).is_some(),
             "kind's faults go through Docker"
         );
+
+        // A failed test's artifacts: `kind export logs` of this cluster into the folder given.
+        let logs = dir.join("artifacts").join("kind-logs");
+        let exported = provider
+            .export_logs(&cluster, &logs)
+            .await
+            .expect("exported");
+        assert_eq!(exported.as_deref(), Some(logs.as_path()));
+        assert!(
+            calls(&dir).contains(&format!("export logs {} --name {name}", logs.display())),
+            "{:?}",
+            calls(&dir)
+        );
+        assert!(logs.is_dir());
+        assert_eq!(provider.no_container_logs(), None, "kind runs containers");
 
         provider.destroy(&cluster).await.expect("deleted");
         let calls = std::fs::read_to_string(dir.join("calls")).unwrap();
