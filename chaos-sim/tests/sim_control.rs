@@ -690,3 +690,86 @@ async fn timings_are_configurable() {
         stopped.elapsed()
     );
 }
+
+/// `(reason, involved kind, involved name, message)` of every Event in `namespace`, oldest first.
+async fn events_in(client: &Client, namespace: &str) -> Vec<(String, String, String, String)> {
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), namespace);
+    let mut events = api.list(&ListParams::default()).await.unwrap().items;
+    events.sort_by_key(|e| {
+        e.metadata
+            .resource_version
+            .clone()
+            .map(|v| v.parse::<u64>().unwrap())
+    });
+    events
+        .into_iter()
+        .map(|e| {
+            (
+                e.reason.unwrap_or_default(),
+                e.involved_object.kind.unwrap_or_default(),
+                e.involved_object.name.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_components_record_the_events_kubernetes_records() {
+    let (_server, client, plane) = cluster(Timings::default());
+    let api = create_deployment(&client, "web", 2).await;
+    available(&api, "web", 2).await;
+    let pods = pods_until(&client, "app=web", "2 ready pods", all_ready(2)).await;
+    let events = events_in(&client, "default").await;
+    let has = |reason: &str, kind: &str, message: &str| {
+        events
+            .iter()
+            .any(|(r, k, _, m)| r == reason && k == kind && m.contains(message))
+    };
+    assert!(
+        has(
+            "ScalingReplicaSet",
+            "Deployment",
+            "Scaled up replica set web-"
+        ),
+        "{events:?}"
+    );
+    assert!(
+        has("ScalingReplicaSet", "Deployment", "from 0 to 2"),
+        "{events:?}"
+    );
+    for pod in &pods {
+        let name = pod.name_any();
+        assert!(
+            has(
+                "SuccessfulCreate",
+                "ReplicaSet",
+                &format!("Created pod: {name}")
+            ),
+            "{events:?}"
+        );
+        let assigned = format!("Successfully assigned default/{name} to {}", node_of(pod));
+        assert!(has("Scheduled", "Pod", &assigned), "{events:?}");
+    }
+
+    // A node that stops reporting, and comes back: the node controller's and the kubelet's.
+    let lost = node_of(&pods[0]).to_string();
+    plane.stop_kubelet(&lost);
+    node_until(&client, &lost, "Ready=Unknown", |n| {
+        node_ready(n) == "Unknown"
+    })
+    .await;
+    plane.start_kubelet(&lost);
+    node_until(&client, &lost, "Ready=True", |n| node_ready(n) == "True").await;
+    let events = events_in(&client, "default").await;
+    let of_node: Vec<&str> = events
+        .iter()
+        .filter(|(_, kind, name, _)| kind == "Node" && *name == lost)
+        .map(|(reason, ..)| reason.as_str())
+        .collect();
+    // The kubelet also said NodeReady when it first posted the node Ready.
+    assert!(
+        of_node.ends_with(&["NodeNotReady", "NodeReady"]),
+        "{events:?}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The test harness: libtest-mimic for the command line and the report, a scheduler that leases
 //! one cluster per topology, and teardown of every cluster whatever happens.
 
+mod artifacts;
 mod ending;
 mod panics;
 mod plan;

@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cluster::{Cluster, SharedCluster};
+use crate::harness::artifacts;
 use crate::harness::ending::{Interrupt, Stop};
 use crate::harness::pool::Pool;
 use crate::harness::progress::{reporting, say};
@@ -345,8 +346,11 @@ impl Scheduler {
                     format!("failed: {}", failure.lines().next().unwrap_or_default()),
                 );
                 let path = timeline::path_for(&job.name);
+                // Before the heal: events, pods, nodes and logs as the failure left them.
+                let artifacts =
+                    artifacts::collect_for(self, shared, &job.name, &namespace, &timeline).await;
                 Outcome::Failed(format!(
-                    "{failure}\n\ntimeline ({}):\n{}\n\nseed: {seed} (run seed {run})\nreproduce: {reproduce}",
+                    "{failure}\n\n{artifacts}\ntimeline ({}):\n{}\n\nseed: {seed} (run seed {run})\nreproduce: {reproduce}",
                     path.display(),
                     timeline.render(),
                     run = self.reproduce.run_seed,

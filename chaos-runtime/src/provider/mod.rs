@@ -5,6 +5,7 @@ pub(crate) mod kind;
 pub(crate) mod sim;
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,6 +128,23 @@ pub(crate) trait Provider: Send + Sync {
 
     /// What to tell a user who kept this cluster (`CHAOS_KEEP=1`) about reaching and removing it.
     fn how_to_reach(&self, cluster: &Provisioned) -> String;
+
+    /// Why the pods of this provider's clusters have no container logs, where they have none
+    /// (the sim runs no containers: its API serves no `pods/log`). A failed test's artifacts say
+    /// so in place of logs.
+    fn no_container_logs(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Saves the provider's own logs of `cluster` (kind: `kind export logs`) into `dir`, for a
+    /// failed test's artifacts, and returns where; `None` for a provider that has none.
+    fn export_logs<'a>(
+        &'a self,
+        _cluster: &'a Provisioned,
+        _dir: &'a Path,
+    ) -> BoxFuture<'a, anyhow::Result<Option<PathBuf>>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The provider `CHAOS_PROVIDER` asks for, able to make `topologies`. `auto` takes the first

@@ -6,8 +6,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Controller, DEPLOYMENT, REPLICA_SET, WatchEvent, condition, controlled_by, controller_of, is,
-    list, meta, modify, set_condition,
+    Controller, DEPLOYMENT, REPLICA_SET, WatchEvent, condition, controlled_by, controller_of,
+    events, is, list, meta, modify, set_condition,
 };
 use crate::ApiServer;
 
@@ -51,13 +51,24 @@ impl Deployments {
                 } else {
                     revision(rs)
                 };
-                self.scale(rs, desired, Some(revision));
+                self.scale(&deployment, rs, desired, Some(revision));
                 (meta::name(rs).to_string(), false)
             }
             None => {
                 let rs = new_replica_set(&deployment, &hash, desired, top_revision + 1);
                 match self.server.create(rs) {
-                    Ok(rs) => (meta::name(&rs).to_string(), true),
+                    Ok(rs) => {
+                        // `getNewReplicaSet` (`pkg/controller/deployment/sync.go`): only a new
+                        // ReplicaSet with replicas gets "Scaled up replica set %s from 0 to %d".
+                        if desired > 0 {
+                            let message = format!(
+                                "Scaled up replica set {} from 0 to {desired}",
+                                meta::name(&rs)
+                            );
+                            self.record(&deployment, message);
+                        }
+                        (meta::name(&rs).to_string(), true)
+                    }
                     // A name collision with a ReplicaSet it does not own: nothing to do here.
                     Err(_) => return,
                 }
@@ -68,32 +79,66 @@ impl Deployments {
         let new_ready = new_rs.map_or(0, |rs| count(rs, "readyReplicas"));
         if new_ready >= desired {
             for old in owned.iter().filter(|rs| meta::name(rs) != new) {
-                self.scale(old, 0, None);
+                self.scale(&deployment, old, 0, None);
             }
         }
         self.update_status(&deployment, &new, created);
     }
 
-    fn scale(&self, rs: &Value, replicas_wanted: u64, revision_wanted: Option<u64>) {
+    /// Sets a ReplicaSet's replicas (and revision). A change of replicas is recorded as
+    /// `scaleReplicaSet` does (`pkg/controller/deployment/sync.go`): `ScalingReplicaSet`
+    /// "Scaled %s replica set %s from %d to %d", on the Deployment.
+    fn scale(
+        &self,
+        deployment: &Value,
+        rs: &Value,
+        replicas_wanted: u64,
+        revision_wanted: Option<u64>,
+    ) {
         let uid = rs["metadata"]["uid"].clone();
-        modify(
+        let mut scaled = None;
+        let written = modify(
             &self.server,
             REPLICA_SET,
             meta::namespace(rs),
             meta::name(rs),
             |rs| {
+                scaled = None;
                 let revision_ok = revision_wanted.is_none_or(|r| revision(rs) == r);
                 if rs["metadata"]["uid"] != uid
                     || (replicas(&rs["spec"]) == replicas_wanted && revision_ok)
                 {
                     return false;
                 }
+                let from = replicas(&rs["spec"]);
+                scaled = (from != replicas_wanted).then_some(from);
                 rs["spec"]["replicas"] = replicas_wanted.into();
                 if let Some(r) = revision_wanted {
                     set_annotation(rs, REVISION, r.to_string());
                 }
                 true
             },
+        )
+        .is_some();
+        if let Some(from) = scaled.filter(|_| written) {
+            let direction = if replicas_wanted > from { "up" } else { "down" };
+            let message = format!(
+                "Scaled {direction} replica set {} from {from} to {replicas_wanted}",
+                meta::name(rs)
+            );
+            self.record(deployment, message);
+        }
+    }
+
+    fn record(&self, deployment: &Value, message: String) {
+        events::record(
+            &self.server,
+            deployment,
+            events::Type::Normal,
+            "ScalingReplicaSet",
+            message,
+            events::DEPLOYMENT_CONTROLLER,
+            None,
         );
     }
 

@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{
-    Controller, LEASE, NODE, POD, Timings, WatchEvent, condition_status, is, list, meta, micro_now,
-    modify, modify_pod, node_name, pod_ready, pod_status,
+    Controller, LEASE, NODE, POD, Timings, WatchEvent, condition_status, events, is, list, meta,
+    micro_now, modify, modify_pod, node_name, pod_ready, pod_status,
 };
 use crate::{ApiServer, EventKind};
 
@@ -199,9 +199,13 @@ impl Kubelet {
     /// Node status as a healthy kubelet reports it.
     fn post_ready(&self) {
         let host_ip = self.host_ip();
-        modify(&self.server, NODE, "", &self.node, |node| {
+        let mut became_ready = false;
+        let stored = modify(&self.server, NODE, "", &self.node, |node| {
             let before = node.clone();
-            if condition_status(node, "Ready") != "True" {
+            // Set only on a change, so that a node that just registered Ready (the sim makes
+            // them so) gets no event.
+            became_ready = condition_status(node, "Ready") != "True";
+            if became_ready {
                 pod_status::post_node_ready(node);
             }
             if !node["status"]["addresses"].is_array() {
@@ -212,6 +216,20 @@ impl Kubelet {
             }
             *node != before
         });
+        // The kubelet, when its Ready condition changes (`pkg/kubelet/nodestatus/setters.go`,
+        // `ReadyCondition`, recording through `recordNodeStatusEvent` in
+        // `pkg/kubelet/kubelet_node_status.go`): `NodeReady`, "Node %s status is now: %s".
+        if let Some(node) = stored.filter(|_| became_ready) {
+            events::record(
+                &self.server,
+                &node,
+                events::Type::Normal,
+                "NodeReady",
+                format!("Node {} status is now: NodeReady", self.node),
+                events::KUBELET,
+                Some(self.node.as_str()),
+            );
+        }
     }
 
     fn renew_lease(&self) {

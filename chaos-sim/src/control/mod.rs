@@ -14,10 +14,12 @@
 //! - `node_lifecycle`: Ready → Unknown after the grace period, condition taints.
 //! - `taint_eviction`: deletes pods from NoExecute-tainted nodes once their toleration ends.
 //! - `disruption`: PodDisruptionBudget status; `eviction` serves `pods/eviction`.
+//! - `events`: the Events these components record, as the real ones do.
 
 mod admission;
 mod deployments;
 mod disruption;
+mod events;
 pub(super) mod eviction;
 mod gc;
 mod kubelet;

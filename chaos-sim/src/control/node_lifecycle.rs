@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::{
-    Controller, LEASE, NODE, POD, Timings, WatchEvent, condition_status, is, list, meta, modify,
-    node_name, pod_ready, set_condition, taints,
+    Controller, LEASE, NODE, POD, Timings, WatchEvent, condition_status, events, is, list, meta,
+    modify, node_name, pod_ready, set_condition, taints,
 };
 use crate::{ApiServer, EventKind};
 
@@ -134,7 +134,9 @@ impl NodeLifecycle {
     }
 
     fn mark_unknown(&self, name: &str) {
-        modify(&self.server, NODE, "", name, |node| {
+        let mut was_ready = false;
+        let stored = modify(&self.server, NODE, "", name, |node| {
+            was_ready = condition_status(node, "Ready") == "True";
             let before = node.clone();
             for type_ in ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"] {
                 let present = super::condition(node, type_).is_some();
@@ -152,6 +154,21 @@ impl NodeLifecycle {
             }
             *node != before
         });
+        // The node lifecycle controller, when a Ready node stops reporting
+        // (`pkg/controller/nodelifecycle/node_lifecycle_controller.go`, `monitorNodeHealth`, through
+        // `RecordNodeStatusChange` in `pkg/controller/util/node/controller_utils.go`): `NodeNotReady`,
+        // "Node %s status is now: %s".
+        if let Some(node) = stored.filter(|_| was_ready) {
+            events::record(
+                &self.server,
+                &node,
+                events::Type::Normal,
+                "NodeNotReady",
+                format!("Node {name} status is now: NodeNotReady"),
+                events::NODE_CONTROLLER,
+                None,
+            );
+        }
     }
 }
 

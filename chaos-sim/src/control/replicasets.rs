@@ -7,8 +7,8 @@ use std::cmp::Reverse;
 use serde_json::{Value, json};
 
 use super::{
-    Controller, POD, REPLICA_SET, Timings, WatchEvent, controlled_by, controller_of, is, list,
-    meta, modify, pod_active, pod_ready, taints,
+    Controller, POD, REPLICA_SET, Timings, WatchEvent, controlled_by, controller_of, events, is,
+    list, meta, modify, pod_active, pod_ready, taints,
 };
 use crate::ApiServer;
 
@@ -41,18 +41,38 @@ impl ReplicaSets {
         }
         let desired = rs["spec"]["replicas"].as_u64().unwrap_or(1) as usize;
         let mut pods = self.pods_of(&rs);
+        // The events are the ReplicaSet controller's, through its pod control
+        // (`pkg/controller/controller_utils.go`, `RealPodControl`): `SuccessfulCreate` "Created
+        // pod: %v" and `SuccessfulDelete` "Deleted pod: %v", on the ReplicaSet.
         if pods.len() < desired {
             for _ in pods.len()..desired {
                 // Failing creates (e.g. a terminating namespace) are retried on the next event.
-                let _ = self.server.create(self.new_pod(&rs));
+                if let Ok(pod) = self.server.create(self.new_pod(&rs)) {
+                    let message = format!("Created pod: {}", meta::name(&pod));
+                    self.record(&rs, "SuccessfulCreate", message);
+                }
             }
         } else if pods.len() > desired {
             pods.sort_by_key(deletion_rank);
             for pod in &pods[..pods.len() - desired] {
                 super::delete_if(&self.server, POD, pod);
+                let message = format!("Deleted pod: {}", meta::name(pod));
+                self.record(&rs, "SuccessfulDelete", message);
             }
         }
         self.update_status(&rs);
+    }
+
+    fn record(&self, rs: &Value, reason: &str, message: String) {
+        events::record(
+            &self.server,
+            rs,
+            events::Type::Normal,
+            reason,
+            message,
+            events::REPLICA_SET_CONTROLLER,
+            None,
+        );
     }
 
     fn new_pod(&self, rs: &Value) -> Value {

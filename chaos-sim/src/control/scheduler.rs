@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Value, json};
 
 use super::{
-    Controller, NODE, POD, WatchEvent, condition_status, is, list, meta, modify_pod, node_name,
-    pod_active, set_condition, taints,
+    Controller, NODE, POD, WatchEvent, condition_status, events, is, list, meta, modify_pod,
+    node_name, pod_active, set_condition, taints,
 };
 use crate::{ApiServer, EventKind};
 
@@ -65,8 +65,24 @@ impl Scheduler {
             }
             match best {
                 Some(node) => {
-                    if self.bind(pod, meta::name(node)) {
+                    if let Some(bound) = self.bind(pod, meta::name(node)) {
                         *load.entry(meta::name(node).to_string()).or_default() += 1;
+                        // kube-scheduler, once bound (`pkg/scheduler/schedule_one.go`,
+                        // `finishBinding`): "Successfully assigned %v/%v to %v".
+                        events::record(
+                            &self.server,
+                            &bound,
+                            events::Type::Normal,
+                            "Scheduled",
+                            format!(
+                                "Successfully assigned {}/{} to {}",
+                                meta::namespace(&bound),
+                                meta::name(&bound),
+                                meta::name(node)
+                            ),
+                            events::SCHEDULER,
+                            None,
+                        );
                     }
                 }
                 None => self.unschedulable(pod, &failure_message(nodes.len(), &rejections)),
@@ -74,8 +90,9 @@ impl Scheduler {
         }
     }
 
-    /// What the `pods/binding` subresource does: sets the node and `PodScheduled=True`.
-    fn bind(&self, pod: &Value, node: &str) -> bool {
+    /// What the `pods/binding` subresource does: sets the node and `PodScheduled=True`. The pod
+    /// as bound, or `None` if it was not.
+    fn bind(&self, pod: &Value, node: &str) -> Option<Value> {
         let stored = modify_pod(&self.server, pod, |pod| {
             if !needs_scheduling(pod) {
                 return false;
@@ -91,11 +108,12 @@ impl Scheduler {
             );
             true
         });
-        stored.is_some_and(|p| node_name(&p) == node)
+        stored.filter(|p| node_name(p) == node)
     }
 
     fn unschedulable(&self, pod: &Value, message: &str) {
-        modify_pod(&self.server, pod, |pod| {
+        let mut changed = false;
+        let stored = modify_pod(&self.server, pod, |pod| {
             if !needs_scheduling(pod) {
                 return false;
             }
@@ -105,8 +123,23 @@ impl Scheduler {
                 json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                        "message": message, "lastProbeTime": null}),
             );
-            *pod != before
+            changed = *pod != before;
+            changed
         });
+        // kube-scheduler, on a failed attempt (`pkg/scheduler/schedule_one.go`,
+        // `handleSchedulingFailure`): a Warning `FailedScheduling` with the same message. Real
+        // retries repeat it (counted by the recorder); the sim records it when the reason changes.
+        if let Some(pod) = stored.filter(|_| changed) {
+            events::record(
+                &self.server,
+                &pod,
+                events::Type::Warning,
+                "FailedScheduling",
+                message.to_owned(),
+                events::SCHEDULER,
+                None,
+            );
+        }
     }
 }
 

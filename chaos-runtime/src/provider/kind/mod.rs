@@ -329,7 +329,7 @@ impl KindProvider {
             {
                 return Err(NameTaken(name.to_owned()).into());
             }
-            let logs = self.export_logs(name).await;
+            let logs = self.save_creation_logs(name).await;
             bail!("kind could not create cluster {name}: {err}\n{logs}");
         }
 
@@ -341,7 +341,7 @@ impl KindProvider {
         )
         .await;
         if let Err(err) = ready {
-            let logs = self.export_logs(name).await;
+            let logs = self.save_creation_logs(name).await;
             bail!(
                 "cluster {name} was created but its nodes did not all become Ready: {err}\n{logs}"
             );
@@ -399,8 +399,14 @@ impl KindProvider {
     }
 
     /// Saves kind's logs of a cluster that failed, and says where (or why not).
-    async fn export_logs(&self, cluster: &str) -> String {
+    async fn save_creation_logs(&self, cluster: &str) -> String {
         let dir = self.work_dir.join("logs").join(cluster);
+        let result = self.export_logs_into(cluster, &dir).await;
+        export_outcome(&dir, result)
+    }
+
+    /// `kind export logs <dir> --name <cluster>`, within two minutes.
+    async fn export_logs_into(&self, cluster: &str, dir: &Path) -> Result<(), String> {
         let export = self.kind_command().args([
             "export",
             "logs",
@@ -409,7 +415,7 @@ impl KindProvider {
             cluster,
         ]);
         let result = export.timeout(Duration::from_secs(120)).run().await;
-        export_outcome(&dir, result.map(drop).map_err(|e| e.to_string()))
+        result.map(drop).map_err(|e| e.to_string())
     }
 
     /// With `CHAOS_REUSE=1`: adopts the cluster `name` if an earlier run left it (its owner is
@@ -653,6 +659,22 @@ impl Provider for KindProvider {
         );
         record.kept = true;
         self.records.write(&record)
+    }
+
+    /// `kind export logs` of the cluster into `dir`: every node's journal, kubelet and
+    /// container logs, and `docker inspect` (kind `pkg/cluster/internal/providers/docker/provider.go`,
+    /// `CollectLogs`). Partly saved logs are kept, and the error says so.
+    fn export_logs<'a>(
+        &'a self,
+        cluster: &'a Provisioned,
+        dir: &'a Path,
+    ) -> BoxFuture<'a, anyhow::Result<Option<PathBuf>>> {
+        Box::pin(async move {
+            match self.export_logs_into(&cluster.name, dir).await {
+                Ok(()) => Ok(Some(dir.to_path_buf())),
+                Err(err) => bail!("{}", export_outcome(dir, Err(err))),
+            }
+        })
     }
 
     fn how_to_reach(&self, cluster: &Provisioned) -> String {
@@ -1135,6 +1157,21 @@ esac
             docker_ledger(&*cluster.node_faults).is_some(),
             "kind's faults go through Docker"
         );
+
+        // A failed test's artifacts: `kind export logs` of this cluster into the folder given.
+        let logs = dir.join("artifacts").join("kind-logs");
+        let exported = provider
+            .export_logs(&cluster, &logs)
+            .await
+            .expect("exported");
+        assert_eq!(exported.as_deref(), Some(logs.as_path()));
+        assert!(
+            calls(&dir).contains(&format!("export logs {} --name {name}", logs.display())),
+            "{:?}",
+            calls(&dir)
+        );
+        assert!(logs.is_dir());
+        assert_eq!(provider.no_container_logs(), None, "kind runs containers");
 
         provider.destroy(&cluster).await.expect("deleted");
         let calls = std::fs::read_to_string(dir.join("calls")).unwrap();

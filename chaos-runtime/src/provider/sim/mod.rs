@@ -129,6 +129,12 @@ impl Provider for SimProvider {
         })
     }
 
+    fn no_container_logs(&self) -> Option<&'static str> {
+        // Its API answers `pods/{name}/log` with 404 (chaos-sim's router serves no such
+        // subresource): there is nothing to read, and no log is made up.
+        Some("the sim runs no containers")
+    }
+
     fn how_to_reach(&self, cluster: &Provisioned) -> String {
         format!(
             "sim cluster {} lived in this process's memory and ended with it; \
