@@ -1,56 +1,9 @@
 //! Six tests over two topologies, for `tests/nextest.rs`, which runs them one process per test
 //! (`--exact NAME`) as `cargo nextest run` does. Each says which cluster it got; with
 //! `SHARED_TEST_SLEEP_MS` set, each then sleeps that long (a test still running when nextest is
-//! killed).
+//! killed). Also a test target, for a real `cargo nextest run` on the same fake kind.
 
-use std::time::Duration;
+mod shared_tests;
 
-use chaos_runtime::k8s_openapi::api::core::v1::Node as NodeObject;
-use chaos_runtime::kube::Api;
-use chaos_runtime::kube::api::ListParams;
-use chaos_runtime::prelude::*;
-
-async fn check(cluster: &Cluster, nodes: usize) -> anyhow::Result<()> {
-    let api: Api<NodeObject> = Api::all(cluster.client());
-    let listed = api.list(&ListParams::default()).await?.items.len();
-    anyhow::ensure!(listed == nodes, "{listed} nodes, not {nodes}");
-    println!("shared: got cluster {}", cluster.name());
-    let sleep = std::env::var("SHARED_TEST_SLEEP_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .unwrap_or(0);
-    tokio::time::sleep(Duration::from_millis(sleep)).await;
-    Ok(())
-}
-
-#[chaos_test(masters = 1, workers = 0, k8s = "1.35")]
-async fn a1(cluster: &Cluster) -> anyhow::Result<()> {
-    check(cluster, 1).await
-}
-
-#[chaos_test(masters = 1, workers = 0, k8s = "1.35")]
-async fn a2(cluster: &Cluster) -> anyhow::Result<()> {
-    check(cluster, 1).await
-}
-
-#[chaos_test(masters = 1, workers = 0, k8s = "1.35")]
-async fn a3(cluster: &Cluster) -> anyhow::Result<()> {
-    check(cluster, 1).await
-}
-
-#[chaos_test(masters = 1, workers = 1, k8s = "1.35")]
-async fn b1(cluster: &Cluster) -> anyhow::Result<()> {
-    check(cluster, 2).await
-}
-
-#[chaos_test(masters = 1, workers = 1, k8s = "1.35")]
-async fn b2(cluster: &Cluster) -> anyhow::Result<()> {
-    check(cluster, 2).await
-}
-
-#[chaos_test(masters = 1, workers = 1, k8s = "1.35")]
-async fn b3(cluster: &Cluster) -> anyhow::Result<()> {
-    check(cluster, 2).await
-}
-
-chaos_runtime::main!();
+// Only when asked: on kind, which the tests that run it fake (`tests/fake_kind/mod.rs`).
+chaos_runtime::main!(only_if_env = "CHAOS_SELFTEST_SHARED=kind");

@@ -15,7 +15,14 @@ pub const SHARED: &str = env!("CARGO_BIN_EXE_selftest-shared");
 pub const FAKE_KUBE: &str = env!("CARGO_BIN_EXE_selftest-fake-kube");
 
 /// The six tests of `suites/shared.rs`: `a*` on one topology, `b*` on another.
-pub const TESTS: [&str; 6] = ["a1", "a2", "a3", "b1", "b2", "b3"];
+pub const TESTS: [&str; 6] = [
+    "shared_tests::a1",
+    "shared_tests::a2",
+    "shared_tests::a3",
+    "shared_tests::b1",
+    "shared_tests::b2",
+    "shared_tests::b3",
+];
 
 /// A `kind` that logs its calls; `create cluster` starts a `selftest-fake-kube` for the cluster
 /// (in a session of its own, as kind's node containers outlive the process that made them) and
@@ -116,7 +123,7 @@ impl Fake {
             .env("SUITE", SHARED)
             .env("FAKE_KUBE", FAKE_KUBE)
             .env("PATH", self.path())
-            .env("CHAOS_PROVIDER", "kind")
+            .env("CHAOS_SELFTEST_SHARED", "kind")
             .env("CHAOS_KIND", self.dir.join("kind"))
             .env("CHAOS_STATE_DIR", self.state())
             .env("CHAOS_MAX_CLUSTERS", "4")
@@ -124,6 +131,7 @@ impl Fake {
             .env("NEXTEST_EXECUTION_MODE", "process-per-test")
             .env("NEXTEST", "1");
         for var in [
+            "CHAOS_PROVIDER",
             "CHAOS_KIND_STANDIN",
             "KIND_EXPERIMENTAL_PROVIDER",
             "CHAOS_KEEP",
