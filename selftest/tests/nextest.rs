@@ -52,3 +52,39 @@ fn six_tests_over_two_topologies_one_process_each_create_two_clusters_and_leave_
     assert_eq!(fake.ownership_records(), Vec::<String>::new());
     assert_eq!(fake.servers(), Vec::<String>::new());
 }
+
+#[test]
+fn an_idle_cluster_is_removed_after_chaos_idle_timeout_while_nextest_still_runs() {
+    let fake = Fake::new("idle");
+    let mut nextest = fake.nextest_of(&[TESTS[0]], 60, &[("CHAOS_IDLE_TIMEOUT", "1s")]);
+    wait_until(
+        "the test's cluster to be made and removed once idle for 1s",
+        Duration::from_secs(60),
+        || {
+            fake.calls("create cluster") == 1
+                && fake.clusters().is_empty()
+                && fake.ownership_records().is_empty()
+        },
+        || fake.report(),
+    );
+    assert!(
+        nextest.try_wait().unwrap().is_none(),
+        "removed while nextest still runs, for the idle timeout"
+    );
+    assert!(
+        fake.run_dir().exists(),
+        "the run's records stay while nextest runs"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", nextest.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    nextest.wait().unwrap();
+    wait_until(
+        "the reaper to remove the run's records once nextest is gone",
+        Duration::from_secs(30),
+        || !fake.run_dir().exists(),
+        || fake.report(),
+    );
+}

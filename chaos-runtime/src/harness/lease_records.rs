@@ -216,15 +216,7 @@ impl RunContext {
         let run_id = run_id
             .into_string()
             .map_err(|v| anyhow::anyhow!("{RUN_ID_VAR}={v:?} is not valid Unicode; nextest sets a UUID there: unset it to run without nextest"))?;
-        if run_id.is_empty()
-            || !run_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            bail!(
-                "{RUN_ID_VAR}={run_id:?} is not a nextest run id (a UUID, as nextest sets it); unset it to run without nextest"
-            );
-        }
+        check_run_id(&run_id)?;
         if let Some(mode) = std::env::var_os(MODE_VAR).filter(|v| !v.is_empty())
             && mode != "process-per-test"
         {
@@ -289,6 +281,20 @@ impl RunContext {
         with_book(&self.dir, self.owner, |book| book.reaper = reaper)?;
         Ok(())
     }
+}
+
+/// A run id names a directory: only what a UUID holds.
+fn check_run_id(run_id: &str) -> anyhow::Result<()> {
+    if run_id.is_empty()
+        || !run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        bail!(
+            "{RUN_ID_VAR}={run_id:?} is not a nextest run id (a UUID, as nextest sets it); unset it to run without nextest"
+        );
+    }
+    Ok(())
 }
 
 /// `CHAOS_IDLE_TIMEOUT`, else [`DEFAULT_IDLE_TIMEOUT`].
@@ -865,6 +871,18 @@ mod tests {
             reap(&mut book, true, Duration::from_secs(60), me(), 1_500),
             ["idle-new", "idle-old", "orphan"]
         );
+    }
+
+    #[test]
+    fn a_run_id_that_is_not_a_uuid_is_refused_naming_the_variable() {
+        assert!(check_run_id("1f79aa0d-4ec8-4a5c-aa83-5e8dc2f36573").is_ok());
+        for bad in ["", "../../etc", "a b"] {
+            let err = check_run_id(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with("NEXTEST_RUN_ID=") && err.contains("unset it"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -254,9 +254,14 @@ impl Scheduler {
         tests: usize,
     ) -> anyhow::Result<Arc<SharedCluster>> {
         let provider = &self.pool.provider;
-        let acquired = leases
-            .acquire(&**provider, topology, || provider.cluster_name(topology))
-            .await?;
+        let acquired = reporting(
+            &format!(
+                "still waiting for a [{}] cluster of the nextest run",
+                topology.label()
+            ),
+            leases.acquire(&**provider, topology, || provider.cluster_name(topology)),
+        )
+        .await?;
         let name = match acquired {
             Acquired::Create(name) => {
                 self.pool.creating(&name);

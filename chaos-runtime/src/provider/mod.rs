@@ -173,7 +173,7 @@ pub(crate) fn quiet_banners() {
     QUIET_BANNERS.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-fn banners_quiet() -> bool {
+pub(crate) fn banners_quiet() -> bool {
     QUIET_BANNERS.load(std::sync::atomic::Ordering::SeqCst)
 }
 

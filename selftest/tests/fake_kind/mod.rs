@@ -113,13 +113,20 @@ impl Fake {
     /// with its output in `out/<test>.out`, and waits for them. In a process group of its own, so
     /// that the test can kill it with its tests as a CI job's cancellation would.
     pub fn nextest(&self, env: &[(&str, &str)]) -> Child {
+        self.nextest_of(&TESTS, 0, env)
+    }
+
+    /// [`Fake::nextest`] of `tests`, which stays `linger` seconds after they ended (a nextest
+    /// still running other binaries' tests).
+    pub fn nextest_of(&self, tests: &[&str], linger: u32, env: &[(&str, &str)]) -> Child {
         let mut command = Command::new("sh");
         command
             .arg("-c")
-            .arg(r#"out=$1; shift; for t in "$@"; do "$SUITE" --exact "$t" > "$out/$t.out" 2>&1 & done; wait"#)
+            .arg(r#"out=$1; linger=$2; shift 2; for t in "$@"; do "$SUITE" --exact "$t" > "$out/$t.out" 2>&1 & done; wait; sleep "$linger""#)
             .arg("sh")
             .arg(self.dir.join("out"))
-            .args(TESTS)
+            .arg(linger.to_string())
+            .args(tests)
             .env("SUITE", SHARED)
             .env("FAKE_KUBE", FAKE_KUBE)
             .env("PATH", self.path())

@@ -158,7 +158,7 @@ impl KindProvider {
             .map(|out| out.stdout.trim().to_owned())
             .unwrap_or_default();
         let standin = StandIn::from_env().await?;
-        if standin.is_some() {
+        if standin.is_some() && !super::banners_quiet() {
             say(
                 "CHAOS_KIND_STANDIN=1: the real kind binary, with stand-in node images built here (no real kubeadm, kubelet or etcd)",
             );
