@@ -151,7 +151,7 @@ pub mod __shard {
 #[doc(hidden)]
 pub mod __kind {
     pub use crate::provider::kind::{
-        ClusterListing, GcFailure, GcReport, Survey, config, docker, images, kind_binary,
-        list_clusters, ownership, remove_leftovers,
+        ClusterListing, GcFailure, GcReport, Survey, config, docker, fake_node_objects, images,
+        kind_binary, list_clusters, ownership, remove_leftovers,
     };
 }

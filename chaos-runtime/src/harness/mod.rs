@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod ending;
+pub(crate) mod lease_records;
 mod panics;
 mod plan;
 mod pool;
@@ -47,6 +48,10 @@ pub enum Suite {
 
 /// `package`: the cargo package of the test target, when `main!` knows it.
 pub(crate) fn run(package: Option<&'static str>, suite: Suite) -> ExitCode {
+    // The reaper of a nextest run's clusters is this binary run again: it does only that.
+    if let Some(code) = lease_records::reaper_requested() {
+        return code;
+    }
     let args = Arguments::from_args();
     let code = match run_with(args, package, suite) {
         Ok(code) => code,
@@ -127,6 +132,15 @@ fn run_with(
         .thread_name("chaos-worker")
         .build()?;
     let topologies: Vec<&chaos_topology::Topology> = groups.iter().map(|g| &g.topology).collect();
+    // Under nextest, the run's banners are said once, by its first test process.
+    let nextest = lease_records::RunContext::from_env()?;
+    let first_of_run = match &nextest {
+        Some(run) => run.open()?,
+        None => true,
+    };
+    if !first_of_run {
+        provider::quiet_banners();
+    }
     let provider = runtime.block_on(provider::select(&settings, &topologies))?;
     let run_seed = settings.seed.unwrap_or_else(rand::random);
     say(format!(
@@ -173,6 +187,7 @@ fn run_with(
         .collect();
     drop(senders);
 
+    let leases = nextest_leases(nextest, first_of_run, &*provider, max_clusters);
     let pool = Arc::new(Pool::new(provider));
     // Clusters outlive the run when asked to, or when the provider keeps them for reuse.
     let keep_clusters = settings.keep || pool.provider.reuses();
@@ -186,6 +201,7 @@ fn run_with(
             command: reproduce_command(package),
         },
         stop: stop.clone(),
+        leases,
     });
     panics::install_hook();
     runtime.spawn(ending::listen_for_signals(stop.clone(), pool.clone()));
@@ -240,6 +256,48 @@ fn run_with(
         (None, true) => conclusion.exit_code(),
         (None, false) => ExitCode::from(101),
     })
+}
+
+/// Under nextest (`run`), the records through which this test process shares clusters with the
+/// run's others, when the provider's clusters can be reached from another process. The run's
+/// first process starts the reaper and says how clusters are shared, once.
+fn nextest_leases(
+    run: Option<lease_records::RunContext>,
+    first: bool,
+    provider: &dyn provider::Provider,
+    max_clusters: usize,
+) -> Option<Arc<lease_records::RunLeases>> {
+    let run = run?;
+    if first && let Err(err) = run.spawn_reaper() {
+        say(format!(
+            "could not start the reaper of nextest run {}: {err:#}; `cargo chaos gc` removes its clusters once it ended",
+            run.run_id
+        ));
+    }
+    if !provider.shareable() {
+        if first {
+            say(format!(
+                "nextest: each test process makes its own {} cluster (they live in one process's memory and cannot be shared)",
+                provider.name()
+            ));
+        }
+        return None;
+    }
+    // The run's clusters belong to nextest, not to the test process that happened to make one.
+    crate::provider::kind::ownership::set_run_owner(run.owner.pid, run.owner.start);
+    if first {
+        say(format!(
+            "nextest run {}: its test processes share clusters, at most {max_clusters} at once (records in {}; idle ones removed after {})",
+            run.run_id,
+            run.dir.display(),
+            humantime::format_duration(run.idle_timeout)
+        ));
+    }
+    Some(Arc::new(lease_records::RunLeases::new(
+        run,
+        provider.name(),
+        max_clusters,
+    )))
 }
 
 /// `VAR=value`: the condition under which a gated suite runs.

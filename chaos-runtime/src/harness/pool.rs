@@ -68,6 +68,14 @@ impl Pool {
             .retain(|n| n != name);
     }
 
+    /// The clusters being created now.
+    pub fn being_created(&self) -> Vec<String> {
+        self.creating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The names of every cluster of this run that exists or may exist now: live or being made.
     pub fn left_behind(&self) -> Vec<String> {
         let mut names: Vec<String> = self.live().iter().map(|c| c.name.clone()).collect();
@@ -95,6 +103,15 @@ impl Pool {
             }
         }
         self.created(name);
+    }
+
+    /// Stops tracking `name` without removing it: another process of the nextest run may take
+    /// it now (`harness::lease_records`), and this run's teardown must leave it be.
+    pub fn forget(&self, name: &str) {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|c| c.name != name);
     }
 
     pub fn live(&self) -> Vec<Arc<SharedCluster>> {

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::cluster::{Cluster, SharedCluster};
 use crate::harness::artifacts;
 use crate::harness::ending::{Interrupt, Stop};
+use crate::harness::lease_records::{Acquired, RunLeases};
 use crate::harness::pool::Pool;
 use crate::harness::progress::{reporting, say};
 use crate::harness::seed::test_seed;
@@ -73,6 +74,10 @@ pub(crate) struct Scheduler {
     pub reproduce: Reproduce,
     /// Set on a signal (or a test's `exit`): nothing new starts.
     pub stop: Stop,
+    /// Under nextest, with a shareable provider: the clusters of the nextest run, shared with its
+    /// other test processes (`harness::lease_records`). A cluster is then taken from the run or
+    /// created for it, and put back idle after the group (healed) rather than removed.
+    pub leases: Option<Arc<RunLeases>>,
 }
 
 /// The reason a job never ran, for its trial.
@@ -149,7 +154,8 @@ impl Scheduler {
             let run = self.run_test(&cluster, &job).await;
             let _ = job.outcome.send(run.outcome.clone());
             let last = index == count || self.stop.interrupted().is_some();
-            if last && !self.keep_clusters {
+            // A shared cluster is healed after its last test too: another process takes it next.
+            if last && !self.keep_clusters && self.leases.is_none() {
                 break; // The cluster goes away next: nothing to heal it for.
             }
             let healed = self
@@ -172,14 +178,14 @@ impl Scheduler {
                     "cluster {} is unhealthy after {}: {problem}; removing it rather than keeping it",
                     cluster.name, job.name
                 ));
-                self.pool.destroy(&cluster).await;
+                self.put_back(&cluster, false).await;
                 return;
             }
             say(format!(
                 "cluster {} is unhealthy after {}: {problem}; recreating it",
                 cluster.name, job.name
             ));
-            self.pool.destroy(&cluster).await;
+            self.put_back(&cluster, false).await;
             let left = count - index;
             match self
                 .provision_or_report(&group.topology, &mut jobs, left)
@@ -207,8 +213,103 @@ impl Scheduler {
                 cluster.name
             ));
         } else {
-            self.pool.destroy(&cluster).await;
+            // Stopped midway, its last test was not known to be healed: not to be shared.
+            self.put_back(&cluster, self.stop.interrupted().is_none())
+                .await;
         }
+    }
+
+    /// Done with `cluster`: removed, or under nextest, when `healthy`, left idle for the run's
+    /// other test processes (and forgotten here, so that this process's teardown leaves it).
+    async fn put_back(&self, cluster: &Arc<SharedCluster>, healthy: bool) {
+        let Some(leases) = &self.leases else {
+            self.pool.destroy(cluster).await;
+            return;
+        };
+        if healthy {
+            self.pool.forget(&cluster.name);
+            match leases.release(&cluster.name) {
+                Ok(()) => say(format!(
+                    "cluster {} healed and left idle for the nextest run's other tests",
+                    cluster.name
+                )),
+                Err(err) => say(format!(
+                    "could not mark cluster {} idle in the run's lease records: {err:#}",
+                    cluster.name
+                )),
+            }
+            return;
+        }
+        self.pool.destroy(cluster).await;
+        if let Err(err) = leases.forget(&cluster.name) {
+            say(format!("could not update the run's lease records: {err:#}"));
+        }
+    }
+
+    /// Under nextest: an idle cluster of `topology` from the run, or a new one made for the run
+    /// (waiting, if need be, as `lease_records` says).
+    async fn lease(
+        &self,
+        leases: &RunLeases,
+        topology: &Topology,
+        tests: usize,
+    ) -> anyhow::Result<Arc<SharedCluster>> {
+        let provider = &self.pool.provider;
+        let acquired = reporting(
+            &format!(
+                "still waiting for a [{}] cluster of the nextest run",
+                topology.label()
+            ),
+            leases.acquire(&**provider, topology, || provider.cluster_name(topology)),
+        )
+        .await?;
+        let name = match acquired {
+            Acquired::Create(name) => {
+                self.pool.creating(&name);
+                let made = self.provision(&name, topology, tests).await;
+                self.pool.created(&name);
+                leases.created(&name, made.is_ok(), provider.kubeconfig_of(&name))?;
+                return made;
+            }
+            Acquired::Adopt(name) => name,
+        };
+        let start = Instant::now();
+        let adopted = async {
+            let provisioned = provider.adopt(&name, topology).await?;
+            let baseline = Baseline::take(&provisioned.client).await?;
+            anyhow::Ok((provisioned, baseline))
+        }
+        .await;
+        let (provisioned, baseline) = match adopted {
+            Ok(adopted) => adopted,
+            Err(err) => {
+                say(format!(
+                    "cluster {name}, left idle by another test process, cannot be used ({err:#}); removing it"
+                ));
+                if let Err(gone) = provider.destroy_by_name(&name).await {
+                    say(format!("could not remove cluster {name}: {gone:#}"));
+                }
+                leases.forget(&name)?;
+                return Err(err.context(format!("taking over cluster {name}")));
+            }
+        };
+        // Its baseline is taken anew: the last test's heal put it back as first handed out, and
+        // checked it, before it was left idle.
+        let cluster = Arc::new(SharedCluster {
+            name,
+            topology: topology.clone(),
+            provisioned,
+            ledger: Default::default(),
+            baseline,
+        });
+        self.pool.add(cluster.clone());
+        say(format!(
+            "took cluster {} [{}], left idle by another test process of the nextest run, after {:.1}s",
+            cluster.name,
+            topology.label(),
+            start.elapsed().as_secs_f64()
+        ));
+        Ok(cluster)
     }
 
     /// A cluster for the group's remaining `jobs`, or `None` once each of them has its outcome
@@ -220,11 +321,38 @@ impl Scheduler {
         tests: usize,
     ) -> Option<Arc<SharedCluster>> {
         let label = topology.label();
-        let name = self.pool.provider.cluster_name(topology);
         if let Some(interrupt) = self.stop.interrupted() {
             jobs.for_each(|job| drop(job.outcome.send(not_run(interrupt))));
             return None;
         }
+        if let Some(leases) = &self.leases {
+            let leased = tokio::select! {
+                leased = self.lease(leases, topology, tests) => leased,
+                interrupt = self.stop.wait() => {
+                    // What this process was creating goes; a cluster it had taken is held by a
+                    // process about to end, which the run's reaper removes.
+                    for name in self.pool.being_created() {
+                        say(format!("{}: stopping the creation of cluster {name}", interrupt.name()));
+                        self.pool.discard(&name).await;
+                        let _ = leases.forget(&name);
+                    }
+                    jobs.for_each(|job| drop(job.outcome.send(not_run(interrupt))));
+                    return None;
+                }
+            };
+            return match leased {
+                Ok(cluster) => Some(cluster),
+                Err(err) => {
+                    for job in jobs {
+                        let _ = job.outcome.send(Outcome::Failed(format!(
+                            "no [{label}] cluster for this test: {err:#}"
+                        )));
+                    }
+                    None
+                }
+            };
+        }
+        let name = self.pool.provider.cluster_name(topology);
         self.pool.creating(&name);
         let made = tokio::select! {
             made = self.provision(&name, topology, tests) => made,

@@ -145,6 +145,54 @@ pub(crate) trait Provider: Send + Sync {
     ) -> BoxFuture<'a, anyhow::Result<Option<PathBuf>>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// Whether another process can reach the clusters this one makes (kind: through the
+    /// kubeconfig it wrote on disk), so that the test processes of one nextest run share them
+    /// (`harness::lease_records`). The sim's live in one process's memory: not shareable.
+    fn shareable(&self) -> bool {
+        false
+    }
+
+    /// Takes over cluster `name` of `topology`, which another process of this run created, healed
+    /// and left idle: a client, its nodes (once every one is Ready) and its fault seam, as
+    /// `create` returns them, with `reused` set. Only for a [`Provider::shareable`] provider.
+    fn adopt<'a>(
+        &'a self,
+        name: &'a str,
+        _topology: &'a Topology,
+    ) -> BoxFuture<'a, anyhow::Result<Provisioned>> {
+        Box::pin(async move {
+            anyhow::bail!(
+                "provider {} cannot take over cluster {name} from another process",
+                self.name()
+            )
+        })
+    }
+
+    /// Removes cluster `name` of this run, which this process may not have made (another test
+    /// process of its nextest run did): no `Provisioned` is needed.
+    fn destroy_by_name<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.discard(name)
+    }
+
+    /// Where the kubeconfig of cluster `name` is, if it has one on disk.
+    fn kubeconfig_of(&self, _name: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
+/// Set when another process of the run already said the run's banners (under nextest, the first
+/// test process): this one says them no more.
+static QUIET_BANNERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, [`select`] does not say which provider it took nor its banner: another process of
+/// the run did.
+pub(crate) fn quiet_banners() {
+    QUIET_BANNERS.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub(crate) fn banners_quiet() -> bool {
+    QUIET_BANNERS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// The provider `CHAOS_PROVIDER` asks for, able to make `topologies`. `auto` takes the first
@@ -173,7 +221,7 @@ pub(crate) async fn select(
     for registration in PROVIDERS {
         match (registration.detect)(settings, topologies).await {
             Ok(provider) => {
-                if let Some((first, because)) = refused.first() {
+                if let Some((first, because)) = refused.first().filter(|_| !banners_quiet()) {
                     say(format!(
                         "provider {} ({}), because {first} cannot run here: {because}. \
                          Set CHAOS_PROVIDER to choose.",
@@ -218,7 +266,7 @@ fn check_versions(topologies: &[&Topology]) -> anyhow::Result<()> {
 }
 
 fn say_banner(registration: &Registration) {
-    if let Some(banner) = registration.banner {
+    if let Some(banner) = registration.banner.filter(|_| !banners_quiet()) {
         say(format!("{}: {banner}", registration.name));
     }
 }

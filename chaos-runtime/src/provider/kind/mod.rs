@@ -158,7 +158,7 @@ impl KindProvider {
             .map(|out| out.stdout.trim().to_owned())
             .unwrap_or_default();
         let standin = StandIn::from_env().await?;
-        if standin.is_some() {
+        if standin.is_some() && !super::banners_quiet() {
             say(
                 "CHAOS_KIND_STANDIN=1: the real kind binary, with stand-in node images built here (no real kubeadm, kubelet or etcd)",
             );
@@ -589,7 +589,8 @@ impl Provider for KindProvider {
         Box::pin(async move {
             // `create_cluster` writes this process's record before kind runs: without one, the
             // creation stopped before it made anything, and a cluster of that name is another's.
-            let pid = std::process::id();
+            // Under nextest the record names the nextest process (`ownership::set_run_owner`).
+            let (pid, _) = ownership::run_owner();
             let ours = self
                 .records
                 .all()
@@ -675,6 +676,38 @@ impl Provider for KindProvider {
                 Err(err) => bail!("{}", export_outcome(dir, Err(err))),
             }
         })
+    }
+
+    fn shareable(&self) -> bool {
+        // Another process reaches a cluster through the kubeconfig `create` wrote on disk.
+        true
+    }
+
+    fn adopt<'a>(
+        &'a self,
+        name: &'a str,
+        topology: &'a Topology,
+    ) -> BoxFuture<'a, anyhow::Result<Provisioned>> {
+        Box::pin(async move {
+            let images = self.node_images(topology)?;
+            let kubeconfig = self.kubeconfig_path(name);
+            let client = self.client(name, &kubeconfig).await.with_context(|| {
+                format!("taking over cluster {name}, made by another test process of this run")
+            })?;
+            let nodes = nodes_of(name, topology, &images);
+            health::wait_healthy(client.clone(), &nodes, self.health_timeout())
+                .await
+                .with_context(|| format!("cluster {name}, left idle by another test process"))?;
+            self.provisioned(name, client, nodes, true).await
+        })
+    }
+
+    fn destroy_by_name<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(self.delete_cluster(name))
+    }
+
+    fn kubeconfig_of(&self, name: &str) -> Option<PathBuf> {
+        Some(self.kubeconfig_path(name))
     }
 
     fn how_to_reach(&self, cluster: &Provisioned) -> String {
@@ -917,6 +950,10 @@ pub async fn remove_leftovers(records: &Records) -> anyhow::Result<GcReport> {
         }
     }
     report.corrupt.extend(survey.corrupt);
+    // The lease records of nextest runs that ended (their clusters went above).
+    if let Some(state_dir) = records.dir().parent() {
+        crate::harness::lease_records::remove_ended_runs(state_dir);
+    }
     match ownership::remove_leftover_containers().await {
         Ok((removed, failed)) => {
             report.containers = removed;
@@ -985,6 +1022,65 @@ async fn delete_leftover(
         error: format!("{err:#}"),
         by_hand: format!("rm {}", records.path(name).display()),
     })
+}
+
+/// The Node objects kind's kubelets would register for cluster `cluster` made from
+/// `kind_config` (a config as [`config::render`] writes it: one `- role:` entry per node, each
+/// with its `image:`), Ready, at their images' versions: what a fake `kind` in the project's own
+/// tests serves through the sim. Named as kind names nodes ([`node_names`]).
+pub fn fake_node_objects(
+    cluster: &str,
+    kind_config: &str,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut roles = Vec::new();
+    let mut versions = Vec::new();
+    for line in kind_config.lines().map(str::trim) {
+        if let Some(role) = line.strip_prefix("- role:") {
+            roles.push(match role.trim() {
+                "control-plane" => chaos_topology::Role::ControlPlane,
+                _ => chaos_topology::Role::Worker,
+            });
+        } else if let Some(image) = line.strip_prefix("image:") {
+            let image = image.trim().trim_matches('"');
+            let without_digest = image.split('@').next().unwrap_or(image);
+            let tag = without_digest.rsplit(':').next().unwrap_or_default();
+            versions.push(tag.to_owned());
+        }
+    }
+    if roles.len() != versions.len() || roles.is_empty() {
+        bail!(
+            "the kind config has {} node(s) and {} image(s): not a config this project renders",
+            roles.len(),
+            versions.len()
+        );
+    }
+    let (mut masters, mut workers) = (0, 0);
+    roles
+        .iter()
+        .zip(versions)
+        .enumerate()
+        .map(|(index, (role, kubelet_version))| {
+            let (base, n) = match role {
+                chaos_topology::Role::ControlPlane => ("control-plane", &mut masters),
+                chaos_topology::Role::Worker => ("worker", &mut workers),
+            };
+            *n += 1;
+            let name = match *n {
+                1 => format!("{cluster}-{base}"),
+                n => format!("{cluster}-{base}{n}"),
+            };
+            let version = kubelet_version.trim_start_matches('v').parse()?;
+            let node = NodeInfo {
+                name,
+                role: *role,
+                version,
+                kubelet_version,
+            };
+            Ok(serde_json::to_value(crate::provider::sim::node_object(
+                &node, index,
+            ))?)
+        })
+        .collect()
 }
 
 /// Removes `<kubeconfig>.lock` (kind takes it with `O_CREATE|O_EXCL` and fails while it exists:
@@ -1200,6 +1296,62 @@ esac
                 .unwrap();
         }
         server
+    }
+
+    #[tokio::test]
+    async fn another_process_adopts_a_cluster_through_its_kubeconfig_on_disk_and_removes_it_by_name()
+     {
+        let dir = std::env::temp_dir().join(format!("chaos-kind-adopt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let creator = provider_with(WORKING_KIND, &dir);
+        let topology = topology("1.35", 1, &[]);
+        let name = "chaos-fake-adopt";
+        serve(sim_with_nodes(&creator, name, &topology), &dir).await;
+        let created = creator.create(name, &topology).await.expect("created");
+        assert!(!created.reused);
+
+        // Another test process of the run: its own provider, the same work dir and records.
+        let other = provider_with(WORKING_KIND, &dir);
+        assert!(other.shareable());
+        assert_eq!(
+            other.kubeconfig_of(name),
+            Some(creator.kubeconfig_path(name))
+        );
+        let adopted = other.adopt(name, &topology).await.expect("adopted");
+        assert!(adopted.reused);
+        assert_eq!(adopted.nodes, created.nodes);
+        assert_eq!(
+            adopted
+                .client
+                .apiserver_version()
+                .await
+                .unwrap()
+                .git_version,
+            "v1.35.8"
+        );
+        assert_eq!(
+            calls(&dir)
+                .iter()
+                .filter(|c| c.starts_with("create cluster"))
+                .count(),
+            1
+        );
+
+        other.destroy_by_name(name).await.expect("removed");
+        assert!(
+            calls(&dir)
+                .last()
+                .unwrap()
+                .starts_with(&format!("delete cluster --name {name}"))
+        );
+        assert!(other.records.all().is_empty(), "its record goes with it");
+        let err = other
+            .adopt("chaos-fake-never", &topology)
+            .await
+            .err()
+            .expect("none");
+        assert!(format!("{err:#}").contains("chaos-fake-never"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

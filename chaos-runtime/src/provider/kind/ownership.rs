@@ -47,14 +47,15 @@ pub enum OwnerState {
 }
 
 impl OwnerRecord {
-    /// A record owned by this process.
+    /// A record owned by this process, or by the process its run belongs to when that is
+    /// another ([`set_run_owner`]: the nextest process, under nextest).
     pub fn for_this_process(cluster: &str, provider: &str, kubeconfig: Option<PathBuf>) -> Self {
-        let pid = std::process::id();
+        let (pid, pid_start) = run_owner();
         OwnerRecord {
             cluster: cluster.to_owned(),
             provider: provider.to_owned(),
             pid,
-            pid_start: process_start(pid).unwrap_or(0),
+            pid_start,
             created: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -73,6 +74,28 @@ impl OwnerRecord {
     /// reused pid is another process).
     pub fn owner_state(&self) -> OwnerState {
         owner_state(self.pid, self.pid_start)
+    }
+}
+
+/// The process a run belongs to, when it is not this one: `(pid, start time)`.
+static RUN_OWNER: std::sync::OnceLock<(u32, u64)> = std::sync::OnceLock::new();
+
+/// Makes `pid` (started at `pid_start`) the owner of the clusters this process creates from now
+/// on: under nextest, the nextest process, so that a cluster outlives the test process that made
+/// it while the run goes on, and is a leftover once nextest is gone
+/// (`harness::lease_records`). Set once; later calls are ignored.
+pub fn set_run_owner(pid: u32, pid_start: u64) {
+    let _ = RUN_OWNER.set((pid, pid_start));
+}
+
+/// The owner of the clusters this process creates: [`set_run_owner`]'s, else this process.
+pub fn run_owner() -> (u32, u64) {
+    match RUN_OWNER.get() {
+        Some(owner) => *owner,
+        None => {
+            let pid = std::process::id();
+            (pid, process_start(pid).unwrap_or(0))
+        }
     }
 }
 
@@ -357,11 +380,17 @@ impl Records {
 }
 
 /// A process's start time in clock ticks since boot, or `None` when no such process runs.
-fn process_start(pid: u32) -> Option<u64> {
+pub fn process_start(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = after_name.split_whitespace();
+    // Field 3, the state: a zombie (`Z`) or dead (`X`) process has ended, though its parent has
+    // not reaped it yet (proc(5)), as an orphan whose new parent does not reap may stay.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -385,8 +414,29 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
-        let dead = OwnerRecord { pid, ..mine };
+        let dead = OwnerRecord {
+            pid,
+            ..mine.clone()
+        };
         assert_eq!(dead.owner_state(), OwnerState::Gone);
+
+        // Ended but not reaped (an orphan whose new parent never reaps): gone as well.
+        let zombie = std::process::Command::new("true").spawn().unwrap();
+        let pid = zombie.id();
+        let started = std::time::Instant::now();
+        while process_start(pid).is_some() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "`true` did not end within 10s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(owner_state(pid, mine.pid_start), OwnerState::Gone);
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "a zombie, not reaped"
+        );
+        drop(zombie);
     }
 
     #[test]
