@@ -687,7 +687,10 @@ mod tests {
     fn retries_are_a_bounded_whole_number_and_zero_is_meaningful() {
         assert_eq!(config(quote!(retries = 0)).retries, Some(0));
         assert_eq!(config(quote!(retries = 10)).retries, Some(MAX_RETRIES));
-        for many in [quote!(retries = 11), quote!(retries = 99999999999999999999999)] {
+        for many in [
+            quote!(retries = 11),
+            quote!(retries = 99999999999999999999999),
+        ] {
             let e = errors(many);
             assert_eq!(e.len(), 1, "{e:?}");
             assert!(e[0].contains("is more than 10"), "{e:?}");
@@ -699,7 +702,10 @@ mod tests {
             ["`retries` takes a whole number of retries, not a string: write `retries = 2`"]
         );
         let e = errors(quote!(retries = -1));
-        assert!(e[0].starts_with("`retries` takes a whole number of retries, not a negative number"), "{e:?}");
+        assert!(
+            e[0].starts_with("`retries` takes a whole number of retries, not a negative number"),
+            "{e:?}"
+        );
         let e = errors(quote!(retries));
         assert_eq!(e, ["`retries` needs a value: write `retries = 2`"]);
         assert_eq!(closest_key("retires"), Some(Key::Retries));
