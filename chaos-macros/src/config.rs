@@ -31,7 +31,14 @@ pub(crate) struct Config {
     pub timeout: Option<Duration>,
     /// `Some("")` for a bare `ignore`.
     pub ignore: Option<String>,
+    /// `None`: the harness's `CHAOS_RETRIES`.
+    pub retries: Option<u32>,
 }
+
+/// The most retries `retries = N` accepts (and the runtime's `CHAOS_RETRIES`, in
+/// `chaos-runtime/src/harness/settings.rs`, which says the same): each attempt may run for the
+/// whole timeout, and a test that needs more than ten tries is not flaky but broken.
+pub(crate) const MAX_RETRIES: u32 = 10;
 
 impl Config {
     pub(crate) fn parse(attr: TokenStream) -> syn::Result<Config> {
@@ -48,10 +55,11 @@ enum Key {
     WorkerVersions,
     Timeout,
     Ignore,
+    Retries,
 }
 
 impl Key {
-    const ALL: [Key; 7] = [
+    const ALL: [Key; 8] = [
         Key::Masters,
         Key::Workers,
         Key::K8s,
@@ -59,6 +67,7 @@ impl Key {
         Key::WorkerVersions,
         Key::Timeout,
         Key::Ignore,
+        Key::Retries,
     ];
 
     fn name(self) -> &'static str {
@@ -70,6 +79,7 @@ impl Key {
             Key::WorkerVersions => "worker_versions",
             Key::Timeout => "timeout",
             Key::Ignore => "ignore",
+            Key::Retries => "retries",
         }
     }
 
@@ -83,6 +93,7 @@ impl Key {
             Key::WorkerVersions => "worker_versions = [\"1.28\"]",
             Key::Timeout => "timeout = \"10m\"",
             Key::Ignore => "ignore = \"reason\"",
+            Key::Retries => "retries = 2",
         }
     }
 
@@ -122,6 +133,7 @@ struct Args {
     worker_versions: Option<Versions>,
     timeout: Option<Duration>,
     ignore: Option<String>,
+    retries: Option<u32>,
 }
 
 impl Args {
@@ -155,6 +167,7 @@ impl Args {
             }
             Key::Timeout => self.timeout = Some(timeout(given(key, ident, value)?)?),
             Key::Ignore => self.ignore = Some(ignore_reason(ident, value)?),
+            Key::Retries => self.retries = Some(retries(&given(key, ident, value)?)?),
         }
         Ok(())
     }
@@ -199,6 +212,7 @@ impl Args {
             worker_versions,
             timeout: self.timeout,
             ignore: self.ignore,
+            retries: self.retries,
         })
     }
 
@@ -492,6 +506,31 @@ fn timeout(expr: Expr) -> syn::Result<Duration> {
     }
 }
 
+/// `retries`: how many times a failed test runs again, an integer literal from 0 to
+/// [`MAX_RETRIES`]. `0` is meaningful: the test is never retried, whatever `CHAOS_RETRIES` says.
+fn retries(expr: &Expr) -> syn::Result<u32> {
+    let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = expr
+    else {
+        return Err(wrong_type(Key::Retries, expr, "a whole number of retries"));
+    };
+    int.base10_parse::<u64>()
+        .ok()
+        .filter(|retries| *retries <= u64::from(MAX_RETRIES))
+        .map(|retries| u32::try_from(retries).expect("at most MAX_RETRIES"))
+        .ok_or_else(|| {
+            Error::new_spanned(
+                int,
+                format!(
+                    "`retries = {int}` is more than {MAX_RETRIES}: each attempt may run for the \
+                     whole timeout, and a test that needs more tries is broken, not flaky; give \
+                     at most {MAX_RETRIES}"
+                ),
+            )
+        })
+}
+
 /// `ignore` alone, or `ignore = "reason"`.
 fn ignore_reason(ident: &Ident, value: RawValue) -> syn::Result<String> {
     let fix = "write `ignore = \"reason\"`, or `ignore` alone";
@@ -551,7 +590,9 @@ fn rewritten(key: Key, expr: &Expr) -> String {
         _ => return key.example().to_owned(),
     };
     match key {
-        Key::Masters | Key::Workers if text.parse::<u32>().is_ok() => format!("{name} = {text}"),
+        Key::Masters | Key::Workers | Key::Retries if text.parse::<u32>().is_ok() => {
+            format!("{name} = {text}")
+        }
         Key::K8s if text.parse::<Version>().is_ok() => format!("{name} = \"{text}\""),
         Key::MasterVersions | Key::WorkerVersions if text.parse::<Version>().is_ok() => {
             format!("{name} = [\"{text}\"]")
@@ -618,7 +659,7 @@ mod tests {
         assert_eq!(c.workers, DEFAULT_WORKERS);
         assert_eq!(c.k8s, [v(DEFAULT_K8S)]);
         assert!(c.master_versions.is_empty() && c.worker_versions.is_empty());
-        assert_eq!((c.timeout, c.ignore), (None, None));
+        assert_eq!((c.timeout, c.ignore, c.retries), (None, None, None));
     }
 
     #[test]
@@ -631,6 +672,7 @@ mod tests {
             worker_versions = ["1.28"],
             timeout = "1m 30s",
             ignore = "flaky on CI",
+            retries = 2,
         ));
         assert_eq!((c.masters, c.workers), (2, 3));
         assert_eq!(c.k8s, [v("1.29.14")]);
@@ -638,6 +680,35 @@ mod tests {
         assert_eq!(c.worker_versions, [v("1.28")]);
         assert_eq!(c.timeout, Some(Duration::from_secs(90)));
         assert_eq!(c.ignore.as_deref(), Some("flaky on CI"));
+        assert_eq!(c.retries, Some(2));
+    }
+
+    #[test]
+    fn retries_are_a_bounded_whole_number_and_zero_is_meaningful() {
+        assert_eq!(config(quote!(retries = 0)).retries, Some(0));
+        assert_eq!(config(quote!(retries = 10)).retries, Some(MAX_RETRIES));
+        for many in [
+            quote!(retries = 11),
+            quote!(retries = 99999999999999999999999),
+        ] {
+            let e = errors(many);
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(e[0].contains("is more than 10"), "{e:?}");
+            assert!(e[0].ends_with("give at most 10"), "{e:?}");
+        }
+        let e = errors(quote!(retries = "2"));
+        assert_eq!(
+            e,
+            ["`retries` takes a whole number of retries, not a string: write `retries = 2`"]
+        );
+        let e = errors(quote!(retries = -1));
+        assert!(
+            e[0].starts_with("`retries` takes a whole number of retries, not a negative number"),
+            "{e:?}"
+        );
+        let e = errors(quote!(retries));
+        assert_eq!(e, ["`retries` needs a value: write `retries = 2`"]);
+        assert_eq!(closest_key("retires"), Some(Key::Retries));
     }
 
     #[test]

@@ -72,6 +72,10 @@ fn registration(config: &Config, test_fn: &ItemFn) -> TokenStream {
         quote!(::core::time::Duration::from_millis(#millis))
     }));
     let ignore = optional(config.ignore.as_deref().map(|reason| quote!(#reason)));
+    let retries = optional(config.retries.map(|n| {
+        let n = Literal::u32_unsuffixed(n);
+        quote!(#n)
+    }));
     // The function, under a name of the registration's own; spanned at the function's name so
     // that errors about it point there.
     let callee = Ident::new("__chaos_test_fn", ident.span());
@@ -96,6 +100,7 @@ fn registration(config: &Config, test_fn: &ItemFn) -> TokenStream {
                 timeout: #timeout,
                 ignore: #ignore,
                 run: #run,
+                retries: #retries,
             };
         };
     }
@@ -263,6 +268,16 @@ mod tests {
                 pub async fn slow_drain(cluster: &Cluster) -> Result<(), std::io::Error> {
                     Ok(())
                 }
+            ),
+        ));
+    }
+
+    #[test]
+    fn retries() {
+        insta::assert_snapshot!(expanded(
+            quote!(retries = 2),
+            quote!(
+                async fn sometimes_slow(_cluster: &Cluster) {}
             ),
         ));
     }

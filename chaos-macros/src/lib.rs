@@ -14,6 +14,9 @@
 //! - `timeout = "10m"`: the test's limit, a positive whole number of milliseconds (default: the
 //!   harness's).
 //! - `ignore`, or `ignore = "reason"`: registered, but reported as ignored.
+//! - `retries = 2`: a failed test runs again, up to this many times (0 to 10), each attempt on a
+//!   healed cluster with a seed of its own; one that passes on a retry is reported flaky
+//!   (default: the harness's `CHAOS_RETRIES`; `retries = 0` is never retried).
 //!
 //! Everything about the attribute that can be known at compile time is checked here: keys and
 //! value types, versions, the cluster's version-skew policy and the function's shape. Each mistake

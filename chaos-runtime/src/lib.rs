@@ -26,19 +26,21 @@
 //!
 //! What a user writes against:
 //! - [`chaos_test`]: the attribute. Keys `masters`, `workers`, `k8s` (a version, or a list for a
-//!   version matrix), `worker_versions`, `master_versions`, `timeout`, `ignore`; every misuse,
-//!   including a topology Kubernetes' version-skew policy forbids, is a compile error.
+//!   version matrix), `worker_versions`, `master_versions`, `timeout`, `ignore`, `retries`; every
+//!   misuse, including a topology Kubernetes' version-skew policy forbids, is a compile error.
 //! - [`main!`]: the harness as `fn main`, with libtest's command line (filters, `--exact`, `--list`,
 //!   `--format`, ...). It makes one cluster per distinct topology, shares it between the tests
 //!   that ask for it, heals and checks it between them, and removes every cluster at the end; its
 //!   last line is the summary (`chaos summary: tests=… passed=… failed=… ignored=…
-//!   clusters_created=… clusters_recreated=… clusters_destroyed=… clusters_reused=… provider=…`).
+//!   clusters_created=… clusters_recreated=… clusters_destroyed=… clusters_reused=… flaky=…
+//!   provider=…`), and with `CHAOS_JUNIT=path` it writes a JUnit report.
 //! - [`Cluster`] and [`Node`]: what a test gets, with the fault operations ([`faults`], each
 //!   returning a [`faults::Fault`] handle that undoes it), the waits and probes ([`wait`],
 //!   [`conditions`], [`probe`]), [`apply`], the [`monkey`] and the [`timeline`].
 //! - The settings, from the environment: `CHAOS_PROVIDER` (`kind`, `sim` or `auto`),
-//!   `CHAOS_MAX_CLUSTERS`, `CHAOS_KEEP`, `CHAOS_REUSE`, `CHAOS_SEED`, `CHAOS_TEST_TIMEOUT`, and the
-//!   provider's own (the README lists them all).
+//!   `CHAOS_MAX_CLUSTERS`, `CHAOS_KEEP`, `CHAOS_REUSE`, `CHAOS_SEED`, `CHAOS_TEST_TIMEOUT`,
+//!   `CHAOS_RETRIES`, `CHAOS_TEST_SEED`, `CHAOS_JUNIT`, and the provider's own (the README lists
+//!   them all).
 //!
 //! Clusters come from a provider: `kind` (real clusters in Docker) or `sim` (an in-memory
 //! Kubernetes API, for writing and checking suites fast, which says where it cannot model what kind

@@ -35,6 +35,8 @@ pub struct TestRegistration {
     pub ignore: Option<&'static str>,
     /// Runs the test's body on a cluster.
     pub run: fn(Cluster) -> TestFuture,
+    /// `retries = N`: how many times a failed test runs again; `None`: `CHAOS_RETRIES`.
+    pub retries: Option<u32>,
 }
 
 /// Every `#[chaos_test]` in the binary, collected at link time.

@@ -115,6 +115,20 @@ pub(crate) struct TimelineFile<'a> {
     /// `passed`, or the failure.
     pub outcome: &'a str,
     pub entries: Vec<Entry>,
+    /// Each attempt, oldest first (one unless the test was retried).
+    pub attempts: Vec<AttemptEntry>,
+    /// Passed on a retry.
+    pub flaky: bool,
+}
+
+/// One attempt of a test, in its timeline file.
+#[derive(Serialize)]
+pub(crate) struct AttemptEntry {
+    /// 1 for the first.
+    pub attempt: u32,
+    pub seed: u64,
+    /// `passed`, or `failed: ` and the failure's first line.
+    pub outcome: String,
 }
 
 /// `<target>/chaos/<suite>/<test>/timeline.json`, the suite being this test binary's name

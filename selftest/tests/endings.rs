@@ -408,3 +408,38 @@ fn find_timeline(test: &str) -> PathBuf {
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
         .unwrap_or_else(|| panic!("no timeline of {test} under {}", target.display()))
 }
+
+#[test]
+fn an_interrupted_run_still_writes_its_junit_report() {
+    let dir = std::env::temp_dir().join(format!("chaos-endings-junit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let junit = dir.join("junit.xml");
+    let mut child = ChildRun::start(
+        &["--exact", "wait_for_a_signal"],
+        &[("CHAOS_JUNIT", junit.to_str().expect("UTF-8"))],
+    );
+    child.wait_for("inside wait_for_a_signal", Duration::from_secs(30));
+    child.signal("INT");
+    let run = child.finish(Duration::from_secs(20));
+    assert_eq!(run.code, Some(130), "{}", run.both());
+    let xml = std::fs::read_to_string(&junit)
+        .unwrap_or_else(|e| panic!("no JUnit report ({e}): {}", run.both()));
+    let report = quick_junit::Report::deserialize_from_str(&xml)
+        .unwrap_or_else(|e| panic!("the JUnit does not parse ({e}): {xml}"));
+    let cases: Vec<_> = report
+        .test_suites
+        .iter()
+        .flat_map(|s| &s.test_cases)
+        .collect();
+    assert_eq!(cases.len(), 1, "{xml}");
+    assert_eq!(cases[0].name.as_str(), "wait_for_a_signal");
+    assert!(
+        matches!(
+            &cases[0].status,
+            quick_junit::TestCaseStatus::NonSuccess { message: Some(m), .. }
+                if m.as_str() == "stopped by SIGINT while it ran"
+        ),
+        "{xml}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod ending;
+mod junit;
 pub(crate) mod lease_records;
 mod panics;
 mod plan;
@@ -23,6 +24,7 @@ use libtest_mimic::{Arguments, Completion, Conclusion, Trial};
 use crate::provider;
 use crate::registry::TESTS;
 use ending::Stop;
+use junit::Results;
 use plan::TestCase;
 use pool::Pool;
 use progress::say;
@@ -96,17 +98,24 @@ fn run_with(
     }
 
     // One trial per test; each waits for the outcome the scheduler sends it.
+    let results = Arc::new(Results::default());
     let mut senders = Vec::with_capacity(cases.len());
     let mut trials: Vec<Option<Trial>> = Vec::with_capacity(cases.len());
     for case in &cases {
         let (sender, receiver) = mpsc::channel::<Outcome>();
         senders.push(Some(sender));
-        trials.push(Some(trial(case, receiver)));
+        trials.push(Some(trial(case, receiver, results.clone())));
     }
     let selected: Vec<bool> = trials
         .iter()
         .flatten()
         .map(|t| !args.is_filtered_out(t) && !args.is_ignored(t))
+        .collect();
+    // For the JUnit report: what libtest lists, and what it lists but does not run.
+    let listed: Vec<(bool, bool)> = trials
+        .iter()
+        .flatten()
+        .map(|t| (!args.is_filtered_out(t), args.is_ignored(t)))
         .collect();
     let groups = plan::groups(&cases, &selected);
 
@@ -125,6 +134,17 @@ fn run_with(
         }
         return Ok(conclusion.exit_code());
     }
+
+    let suite_name = crate::timeline::suite_of(&std::env::current_exe().unwrap_or_default());
+    let junit_path = settings
+        .junit
+        .as_deref()
+        .map(|path| junit::path_for(path, &suite_name));
+    if let Some(path) = &junit_path {
+        // Before anything is created: a run of an hour is not lost to a typo in the path.
+        junit::check_writable(path)?;
+    }
+    let started = std::time::Instant::now();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -181,6 +201,8 @@ fn run_with(
                     timeout: cases[i].timeout.unwrap_or(settings.default_timeout),
                     run: cases[i].registration.run,
                     outcome: senders[i].take().expect("each test is in one group"),
+                    // The attribute wins over CHAOS_RETRIES.
+                    retries: cases[i].registration.retries.unwrap_or(settings.retries),
                 })
                 .collect(),
         })
@@ -199,9 +221,11 @@ fn run_with(
             run_seed,
             provider: pool.provider.name(),
             command: reproduce_command(package),
+            test_seed: settings.test_seed,
         },
         stop: stop.clone(),
         leases,
+        results: results.clone(),
     });
     panics::install_hook();
     runtime.spawn(ending::listen_for_signals(stop.clone(), pool.clone()));
@@ -211,7 +235,7 @@ fn run_with(
         runtime: runtime.handle().clone(),
         keep: keep_clusters,
     };
-    let scheduled = runtime.spawn(scheduler.run(group_jobs, cluster_slots, test_slots));
+    let scheduled = runtime.spawn(scheduler.clone().run(group_jobs, cluster_slots, test_slots));
 
     let conclusion = libtest_mimic::run(&args, ordered);
 
@@ -244,10 +268,43 @@ fn run_with(
             recreated: pool.get(&counters.recreated),
             reused: pool.get(&counters.reused),
             destroyed: pool.get(&counters.destroyed),
+            flaky: results.flaky(),
         },
         Some(pool.provider.name()),
     );
-    let teardown_errors = pool.teardown_errors();
+    let mut teardown_errors = pool.teardown_errors();
+    if let Some(path) = &junit_path {
+        let junit_cases: Vec<junit::Case> = cases
+            .iter()
+            .zip(&listed)
+            .filter(|(_, (listed, _))| *listed)
+            .map(|(case, (_, ignored))| junit::Case {
+                name: &case.name,
+                topology: case.topology.label(),
+                file: case.registration.file,
+                line: case.registration.line,
+                ignored: ignored.then(|| case.ignore.unwrap_or_default()),
+                seed: settings
+                    .test_seed
+                    .unwrap_or_else(|| seed::test_seed(run_seed, &case.name)),
+            })
+            .collect();
+        let info = junit::RunInfo {
+            suite: &suite_name,
+            provider: pool.provider.name(),
+            reproduce: &scheduler.reproduce,
+            time: started.elapsed(),
+        };
+        let report = junit::report(&info, &junit_cases, &results);
+        // Said like a teardown error: one line, and the run does not pass.
+        if let Err(err) = junit::write(path, &report) {
+            teardown_errors.push(format!(
+                "could not write the JUnit report to {} (CHAOS_JUNIT): {err:#}; set CHAOS_JUNIT \
+                 to a file path in a writable directory",
+                path.display()
+            ));
+        }
+    }
     for line in &teardown_errors {
         say(line);
     }
@@ -338,12 +395,22 @@ fn run_ignored(args: &Arguments, cases: &[TestCase], reason: &str) -> ExitCode {
     conclusion.exit_code()
 }
 
-fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>) -> Trial {
-    Trial::ignorable_test(case.name.clone(), move || match outcome.recv() {
-        Ok(Outcome::Passed) => Ok(Completion::Completed),
-        Ok(Outcome::Failed(message)) => Err(message.into()),
-        Ok(Outcome::NotRun(reason)) => Ok(Completion::ignored_with(reason)),
-        Err(_) => Err("the harness never ran this test: its cluster could not be (re)created, see the log above".into()),
+fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>, results: Arc<Results>) -> Trial {
+    let name = case.name.clone();
+    Trial::ignorable_test(case.name.clone(), move || {
+        let outcome = outcome.recv().unwrap_or_else(|_| {
+            Outcome::Failed(
+                "the harness never ran this test: its cluster could not be (re)created, see the \
+                 log above"
+                    .into(),
+            )
+        });
+        results.outcome(&name, &outcome);
+        match outcome {
+            Outcome::Passed => Ok(Completion::Completed),
+            Outcome::Failed(message) => Err(message.into()),
+            Outcome::NotRun(reason) => Ok(Completion::ignored_with(reason)),
+        }
     })
     .with_kind(case.topology.label())
     .with_ignored_flag(case.ignore.is_some())
@@ -356,6 +423,8 @@ struct Counts {
     recreated: u64,
     reused: u64,
     destroyed: u64,
+    /// Tests that passed on a retry.
+    flaky: u64,
 }
 
 /// `provider`: the provider the run's clusters came from, `None` when nothing was provisioned.
@@ -370,6 +439,7 @@ fn print_summary(
         recreated,
         reused,
         destroyed,
+        flaky,
     } = counts;
     let mut line = format!(
         "chaos summary: tests={} passed={} failed={} ignored={} clusters_created={created} \
@@ -379,6 +449,7 @@ fn print_summary(
         conclusion.num_failed,
         conclusion.num_ignored,
     );
+    line.push_str(&format!(" flaky={flaky}"));
     if let Some(provider) = provider {
         line.push_str(&format!(" provider={provider}"));
     }

@@ -5,6 +5,8 @@
 //! a busy cluster would sit idle while other clusters wait. Instead each trial only waits for the
 //! outcome this scheduler sends it.
 
+mod retry;
+
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
@@ -14,12 +16,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::cluster::{Cluster, SharedCluster};
-use crate::harness::artifacts;
 use crate::harness::ending::{Interrupt, Stop};
+use crate::harness::junit::{Attempt, Results};
 use crate::harness::lease_records::{Acquired, RunLeases};
 use crate::harness::pool::Pool;
 use crate::harness::progress::{reporting, say};
-use crate::harness::seed::test_seed;
 use crate::harness::test_thread;
 use crate::lease::Lease;
 use crate::namespace;
@@ -44,6 +45,8 @@ pub(crate) struct Job {
     pub timeout: Duration,
     pub run: fn(Cluster) -> TestFuture,
     pub outcome: Sender<Outcome>,
+    /// How many times it runs again after a failure: `retries = N`, else `CHAOS_RETRIES`.
+    pub retries: u32,
 }
 
 pub(crate) struct GroupJob {
@@ -56,7 +59,12 @@ struct TestRun {
     outcome: Outcome,
     namespace: String,
     timeline: Arc<Timeline>,
+    /// The seed of the attempt that decided the outcome.
     seed: u64,
+    /// Every attempt, oldest first.
+    attempts: Vec<Attempt>,
+    /// The command that reproduces the attempt that decided the outcome.
+    reproduce: String,
 }
 
 /// What a failure message needs to say how to rerun the test alone.
@@ -65,6 +73,21 @@ pub(crate) struct Reproduce {
     pub provider: &'static str,
     /// e.g. `cargo test --test chaos --`
     pub command: String,
+    /// `CHAOS_TEST_SEED`, when the run was given one.
+    pub test_seed: Option<u64>,
+}
+
+impl Reproduce {
+    /// The command that reruns `test` alone; with `test_seed`, its first attempt gets that seed.
+    pub fn line(&self, test: &str, test_seed: Option<u64>) -> String {
+        let test_seed = test_seed
+            .map(|seed| format!("CHAOS_TEST_SEED={seed} "))
+            .unwrap_or_default();
+        format!(
+            "CHAOS_SEED={} {test_seed}CHAOS_PROVIDER={} {} --exact '{test}'",
+            self.run_seed, self.provider, self.command
+        )
+    }
 }
 
 pub(crate) struct Scheduler {
@@ -78,6 +101,8 @@ pub(crate) struct Scheduler {
     /// other test processes (`harness::lease_records`). A cluster is then taken from the run or
     /// created for it, and put back idle after the group (healed) rather than removed.
     pub leases: Option<Arc<RunLeases>>,
+    /// What each test came to, for the summary and the JUnit report.
+    pub results: Arc<Results>,
 }
 
 /// The reason a job never ran, for its trial.
@@ -151,8 +176,16 @@ impl Scheduler {
                 let _ = job.outcome.send(not_run(interrupt));
                 continue;
             }
-            let run = self.run_test(&cluster, &job).await;
+            let left = count - index + 1;
+            let (run, alive) = self
+                .run_attempts(&mut cluster, &group.topology, &job, &mut jobs, left)
+                .await;
             let _ = job.outcome.send(run.outcome.clone());
+            if !alive {
+                // Its cluster could not be recreated between attempts: the group's other tests
+                // have their outcomes, and there is no cluster left to tear down.
+                return;
+            }
             let last = index == count || self.stop.interrupted().is_some();
             // A shared cluster is healed after its last test too: another process takes it next.
             if last && !self.keep_clusters && self.leases.is_none() {
@@ -431,21 +464,31 @@ impl Scheduler {
         Ok(cluster)
     }
 
-    /// Runs one test in its own namespace and task, so that a panic or a timeout fails the test
-    /// and nothing else. Its timeline is written before the outcome is handed on.
-    async fn run_test(&self, shared: &Arc<SharedCluster>, job: &Job) -> TestRun {
-        let seed = test_seed(self.reproduce.run_seed, &job.name);
+    /// Runs one attempt of a test in its own namespace and task, so that a panic or a timeout
+    /// fails the test and nothing else: its namespace, and `Err` with the failure in full.
+    /// `attempt` names the attempt in the timeline when the test has several.
+    async fn run_test(
+        &self,
+        shared: &Arc<SharedCluster>,
+        job: &Job,
+        seed: u64,
+        timeline: &Arc<Timeline>,
+        attempt: Option<&str>,
+    ) -> (String, Result<(), String>) {
         let namespace = namespace::name_for(&job.name, seed);
-        let timeline = Arc::new(Timeline::default());
+        let started = format!(
+            "started on cluster {} in namespace {namespace}, seed {seed}",
+            shared.name
+        );
         timeline.record(
             EntryKind::Test,
-            format!(
-                "started on cluster {} in namespace {namespace}, seed {seed}",
-                shared.name
-            ),
+            match attempt {
+                Some(attempt) => format!("{attempt} {started}"),
+                None => started,
+            },
         );
-        let failure = match namespace::create(shared.provisioned.client.clone(), &namespace).await {
-            Err(err) => Some(format!(
+        let ended = match namespace::create(shared.provisioned.client.clone(), &namespace).await {
+            Err(err) => Err(format!(
                 "could not create the test's namespace {namespace}: {err:#}"
             )),
             Ok(()) => {
@@ -460,40 +503,10 @@ impl Scheduler {
                 let ended = self.run_body(cluster, job).await;
                 // From here on, nothing the test left running acts on the cluster.
                 lease.end();
-                ended.err()
+                ended
             }
         };
-        let outcome = match failure {
-            None => {
-                timeline.record(EntryKind::Test, "passed");
-                Outcome::Passed
-            }
-            Some(failure) => {
-                timeline.record(
-                    EntryKind::Test,
-                    format!("failed: {}", failure.lines().next().unwrap_or_default()),
-                );
-                let path = timeline::path_for(&job.name);
-                // Before the heal: events, pods, nodes and logs as the failure left them.
-                let artifacts =
-                    artifacts::collect_for(self, shared, &job.name, &namespace, &timeline).await;
-                Outcome::Failed(format!(
-                    "{failure}\n\n{artifacts}\ntimeline ({}):\n{}\n\nseed: {seed} (run seed {run})\nreproduce: {reproduce}",
-                    path.display(),
-                    timeline.render(),
-                    run = self.reproduce.run_seed,
-                    reproduce = self.reproduce_line(&job.name),
-                ))
-            }
-        };
-        let run = TestRun {
-            outcome,
-            namespace,
-            timeline,
-            seed,
-        };
-        self.write_timeline(shared, job, &run);
-        run
+        (namespace, ended)
     }
 
     /// The test body on its own thread and runtime, until it ends, its timeout passes or the run
@@ -519,14 +532,6 @@ impl Scheduler {
         }
     }
 
-    fn reproduce_line(&self, test: &str) -> String {
-        let r = &self.reproduce;
-        format!(
-            "CHAOS_SEED={} CHAOS_PROVIDER={} {} --exact '{test}'",
-            r.run_seed, r.provider, r.command
-        )
-    }
-
     /// Writes the test's timeline file; a failure to write is said, not fatal.
     fn write_timeline(&self, cluster: &SharedCluster, job: &Job, run: &TestRun) {
         let path = timeline::path_for(&job.name);
@@ -536,12 +541,14 @@ impl Scheduler {
             topology: cluster.topology.label(),
             seed: run.seed,
             run_seed: self.reproduce.run_seed,
-            reproduce: &self.reproduce_line(&job.name),
+            reproduce: &run.reproduce,
             outcome: match &run.outcome {
                 Outcome::Passed => "passed",
                 Outcome::Failed(message) | Outcome::NotRun(message) => message,
             },
             entries: run.timeline.entries(),
+            attempts: retry::timeline_attempts(&run.attempts),
+            flaky: run.outcome_is_flaky(),
         };
         if let Err(err) = timeline::write(&path, &file) {
             say(format!(

@@ -2,6 +2,7 @@
 //! variable and what it accepts: never a silent default.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -55,7 +56,18 @@ pub(crate) struct Settings {
     pub sim_timings: Timings,
     /// `CHAOS_PARTITION`: run only this shard's topologies (`harness/shard.rs`).
     pub partition: Option<super::shard::Partition>,
+    /// `CHAOS_RETRIES`: how many times a failed test without `retries = N` runs again.
+    pub retries: u32,
+    /// `CHAOS_TEST_SEED`: the seed of each selected test's first attempt, instead of the one
+    /// derived from the run seed and its name (a reproduce line of a retry names it).
+    pub test_seed: Option<u64>,
+    /// `CHAOS_JUNIT`: where the run writes its JUnit report (relative: to the current directory).
+    pub junit: Option<PathBuf>,
 }
+
+/// The most retries `CHAOS_RETRIES` accepts: as `#[chaos_test(retries = N)]` (chaos-macros
+/// `config.rs`, `MAX_RETRIES`), since each attempt may run for the whole timeout.
+pub(crate) const MAX_RETRIES: u32 = 10;
 
 /// Most clusters alive at once that `CHAOS_MAX_CLUSTERS` accepts. Past this, a value is a slip:
 /// 1,024 clusters of the smallest kind shape (one control plane, one worker) want about 1.3 TB
@@ -128,6 +140,17 @@ impl Settings {
             sim_teardown_delay: duration(&var, "CHAOS_SIM_TEARDOWN_DELAY", Duration::ZERO)?,
             sim_timings: sim_timings(&var)?,
             partition: partition(&var)?,
+            retries: retries(&var)?,
+            test_seed: match var("CHAOS_TEST_SEED")? {
+                None => None,
+                Some(text) => Some(text.trim().parse::<u64>().with_context(|| {
+                    format!("CHAOS_TEST_SEED={text} is not a whole number (0 to 2^64-1)")
+                })?),
+            },
+            // Empty is unset, as for the switches: a CI template may pass it through empty.
+            junit: var("CHAOS_JUNIT")?
+                .filter(|path| !path.trim().is_empty())
+                .map(PathBuf::from),
         })
     }
 }
@@ -141,6 +164,21 @@ fn partition(var: &Lookup<'_>) -> anyhow::Result<Option<super::shard::Partition>
             })?))
         }
         _ => Ok(None),
+    }
+}
+
+/// `CHAOS_RETRIES`: a whole number from 0 to [`MAX_RETRIES`], 0 when unset.
+fn retries(var: &Lookup<'_>) -> anyhow::Result<u32> {
+    let Some(text) = var("CHAOS_RETRIES")? else {
+        return Ok(0);
+    };
+    match text.trim().parse::<u128>() {
+        Ok(n) if n <= u128::from(MAX_RETRIES) => Ok(n as u32),
+        _ => bail!(
+            "CHAOS_RETRIES={} is not a whole number from 0 to {MAX_RETRIES}; give how many times a \
+             failed test runs again, like 2",
+            text.trim()
+        ),
     }
 }
 
@@ -281,6 +319,9 @@ mod tests {
             "CHAOS_SIM_NODE_GRACE",
             "CHAOS_SIM_TOLERATION",
             "CHAOS_PARTITION",
+            "CHAOS_RETRIES",
+            "CHAOS_TEST_SEED",
+            "CHAOS_JUNIT",
         ] {
             let err = Settings::from_lookup(|k| {
                 (k == key).then(|| OsString::from_vec(b"1\xff".to_vec()))
@@ -386,6 +427,40 @@ mod tests {
             (None, false, false, None)
         );
         assert_eq!(s.default_timeout, Duration::from_secs(300));
+        assert_eq!((s.retries, s.test_seed, s.junit), (0, None, None));
+    }
+
+    #[test]
+    fn retries_are_bounded_as_the_attribute_bounds_them() {
+        assert_eq!(settings(&[("CHAOS_RETRIES", " 10 ")]).unwrap().retries, 10);
+        assert_eq!(settings(&[("CHAOS_RETRIES", "0")]).unwrap().retries, 0);
+        for bad in [
+            "11",
+            "-1",
+            "two",
+            "",
+            "99999999999999999999999999999999999999999",
+        ] {
+            let err = error("CHAOS_RETRIES", bad);
+            assert!(
+                err.starts_with(&format!(
+                    "CHAOS_RETRIES={bad} is not a whole number from 0 to 10"
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn junit_is_a_path_and_empty_is_unset() {
+        let s = settings(&[("CHAOS_JUNIT", "target/junit.xml")]).unwrap();
+        assert_eq!(s.junit, Some(PathBuf::from("target/junit.xml")));
+        assert_eq!(settings(&[("CHAOS_JUNIT", " ")]).unwrap().junit, None);
+        assert_eq!(
+            settings(&[("CHAOS_TEST_SEED", "17")]).unwrap().test_seed,
+            Some(17)
+        );
+        assert!(error("CHAOS_TEST_SEED", "x").contains("is not a whole number"));
     }
 
     #[test]

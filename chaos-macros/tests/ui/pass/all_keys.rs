@@ -8,6 +8,7 @@ use chaos_runtime::prelude::*;
     worker_versions = ["1.28", "1.27", "1.26"],
     timeout = "10m",
     ignore,
+    retries = 2,
 )]
 async fn every_key(cluster: &Cluster) -> anyhow::Result<()> {
     let _ = cluster.client();

@@ -8,7 +8,7 @@ async fn mixed(cluster: &Cluster) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[chaos_test(k8s = ["1.29", "1.30"], timeout = "1m 30s", ignore = "slow")]
+#[chaos_test(k8s = ["1.29", "1.30"], timeout = "1m 30s", ignore = "slow", retries = 3)]
 async fn matrix(_: &Cluster) {}
 
 fn main() {
@@ -24,7 +24,7 @@ fn main() {
     assert_eq!(mixed.k8s, ["1.29.14"]);
     assert_eq!(mixed.master_versions, [] as [&str; 0]);
     assert_eq!(mixed.worker_versions, ["1.28"]);
-    assert_eq!((mixed.timeout, mixed.ignore), (None, None));
+    assert_eq!((mixed.timeout, mixed.ignore, mixed.retries), (None, None, None));
 
     let matrix = tests[1];
     assert_eq!(matrix.name, "matrix");
@@ -33,4 +33,5 @@ fn main() {
     assert_eq!(matrix.k8s, ["1.29", "1.30"]);
     assert_eq!(matrix.timeout, Some(Duration::from_secs(90)));
     assert_eq!(matrix.ignore, Some("slow"));
+    assert_eq!(matrix.retries, Some(3));
 }
