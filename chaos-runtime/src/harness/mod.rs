@@ -2,6 +2,8 @@
 //! one cluster per topology, and teardown of every cluster whatever happens.
 
 mod ending;
+mod json;
+mod output;
 mod panics;
 mod plan;
 mod pool;
@@ -9,7 +11,7 @@ pub(crate) mod progress;
 mod scheduler;
 mod seed;
 pub(crate) mod settings;
-mod test_thread;
+pub(crate) mod test_thread;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -65,15 +67,21 @@ fn run_with(
 ) -> anyhow::Result<ExitCode> {
     let mut settings = Settings::from_env()?;
     let cases = plan::test_cases(&TESTS)?;
+    let json = json::is_json(&args);
+    let names: Vec<(&str, String)> = cases
+        .iter()
+        .map(|c| (c.name.as_str(), c.topology.label()))
+        .collect();
+    json::exact_names(&mut args, &names);
     match suite {
         Suite::Always => {}
         Suite::OnProvider(name) => settings.provider = settings::ProviderChoice::parse(name)?,
-        Suite::Ignored(reason) => return Ok(run_ignored(&args, &cases, reason)),
+        Suite::Ignored(reason) => return Ok(run_ignored(&args, &cases, reason, json)),
         Suite::OnlyIfEnv(gate) => {
             let gate = Gate::parse(gate)?;
             if !gate.is_open() {
                 let reason = format!("set {}={} to run this suite", gate.var, gate.value);
-                return Ok(run_ignored(&args, &cases, &reason));
+                return Ok(run_ignored(&args, &cases, &reason, json));
             }
             settings.provider =
                 settings::ProviderChoice::parse(gate.value).unwrap_or(settings.provider);
@@ -86,7 +94,7 @@ fn run_with(
     for case in &cases {
         let (sender, receiver) = mpsc::channel::<Outcome>();
         senders.push(Some(sender));
-        trials.push(Some(trial(case, receiver)));
+        trials.push(Some(trial(case, receiver, json)));
     }
     let selected: Vec<bool> = trials
         .iter()
@@ -137,10 +145,14 @@ fn run_with(
         .test_threads
         .unwrap_or(max_clusters)
         .clamp(1, selected_count);
+    // At least 2: with one thread libtest-mimic prints `test NAME ... ` and runs the test before
+    // it ends the line (0.8 `src/lib.rs`, `run`); with more it prints each line once its test
+    // ended. The scheduler, not libtest, decides how many tests run at once (`test_slots`).
     args.test_threads = Some(match args.test_threads {
         Some(chosen) => chosen.clamp(1, selected_count),
         None => selected_count.min(64),
-    });
+    }
+    .max(2));
     // A group holds its cluster while it waits for a test slot: never make more clusters than
     // can run tests (`--test-threads 1` makes one at a time).
     let cluster_slots = max_clusters.min(test_slots);
@@ -185,9 +197,13 @@ fn run_with(
         runtime: runtime.handle().clone(),
         keep: keep_clusters,
     };
+    output::keep_colour(&mut args);
+    let relay = output::relay_stdout();
+    let progress = progress::start(settings.progress_every, runtime.handle());
     let scheduled = runtime.spawn(scheduler.run(group_jobs, cluster_slots, test_slots));
 
     let conclusion = libtest_mimic::run(&args, ordered);
+    drop(progress);
 
     runtime.block_on(async {
         let _ = scheduled.await;
@@ -221,6 +237,7 @@ fn run_with(
         },
         Some(pool.provider.name()),
     );
+    drop(relay); // Every line of stdout out before what follows on stderr.
     let teardown_errors = pool.teardown_errors();
     for line in &teardown_errors {
         say(line);
@@ -252,15 +269,14 @@ impl Gate {
 }
 
 /// Every test reported as ignored, with the reason; nothing provisioned.
-fn run_ignored(args: &Arguments, cases: &[TestCase], reason: &str) -> ExitCode {
+fn run_ignored(args: &Arguments, cases: &[TestCase], reason: &str, json: bool) -> ExitCode {
     let trials = cases
         .iter()
         .map(|case| {
             let reason = reason.to_owned();
-            Trial::ignorable_test(case.name.clone(), move || {
-                Ok(Completion::ignored_with(reason))
-            })
-            .with_kind(case.topology.label())
+            let (name, kind) = json::trial_name(&case.name, &case.topology.label(), json);
+            Trial::ignorable_test(name, move || Ok(Completion::ignored_with(reason)))
+                .with_kind(kind)
         })
         .collect();
     let conclusion = libtest_mimic::run(args, trials);
@@ -270,14 +286,17 @@ fn run_ignored(args: &Arguments, cases: &[TestCase], reason: &str) -> ExitCode {
     conclusion.exit_code()
 }
 
-fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>) -> Trial {
-    Trial::ignorable_test(case.name.clone(), move || match outcome.recv() {
+/// `json`: under `--format json`, the name carries the topology and a failure is plain text.
+fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>, json: bool) -> Trial {
+    let (name, kind) = json::trial_name(&case.name, &case.topology.label(), json);
+    Trial::ignorable_test(name, move || match outcome.recv() {
         Ok(Outcome::Passed) => Ok(Completion::Completed),
+        Ok(Outcome::Failed(message)) if json => Err(json::plain(&message).into()),
         Ok(Outcome::Failed(message)) => Err(message.into()),
         Ok(Outcome::NotRun(reason)) => Ok(Completion::ignored_with(reason)),
         Err(_) => Err("the harness never ran this test: its cluster could not be (re)created, see the log above".into()),
     })
-    .with_kind(case.topology.label())
+    .with_kind(kind)
     .with_ignored_flag(case.ignore.is_some())
 }
 
@@ -316,7 +335,7 @@ fn print_summary(
     }
     // With `--format json`, stdout is one JSON event per line for other tools: keep it so.
     match args.format {
-        Some(libtest_mimic::FormatSetting::Json) => eprintln!("{line}"),
+        Some(libtest_mimic::FormatSetting::Json) => output::to_stderr(&format!("{line}\n")),
         _ => println!("{line}"),
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct Settings {
     pub sim_teardown_delay: Duration,
     /// The sim's control-plane delays.
     pub sim_timings: Timings,
+    /// How often a plain progress line is printed where there is no live display (`0`: never).
+    pub progress_every: Duration,
 }
 
 /// Most clusters alive at once that `CHAOS_MAX_CLUSTERS` accepts. Past this, a value is a slip:
@@ -125,6 +127,11 @@ impl Settings {
             )?,
             sim_teardown_delay: duration(&var, "CHAOS_SIM_TEARDOWN_DELAY", Duration::ZERO)?,
             sim_timings: sim_timings(&var)?,
+            progress_every: duration(
+                &var,
+                "CHAOS_PROGRESS_EVERY",
+                crate::harness::progress::DEFAULT_EVERY,
+            )?,
         })
     }
 }
