@@ -20,7 +20,9 @@ const APP: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\
 /// Deploys `web` (1 replica), waits until it is available and starts an always-probe on it.
 async fn deploy_and_probe(cluster: &Cluster) -> anyhow::Result<Probe> {
     cluster.apply(APP).await?;
-    cluster.wait_for_deployment_available("web", 1, WAIT).await?;
+    cluster
+        .wait_for_deployment_available("web", 1, WAIT)
+        .await?;
     Ok(cluster.always_available("web", 1))
 }
 

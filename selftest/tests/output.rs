@@ -67,7 +67,10 @@ fn run_merged(args: &[&str], env: &[(&str, &str)]) -> Merged {
 fn assert_whole_lines(text: &str) {
     for line in text.lines() {
         if let Some(at) = line.find("chaos:") {
-            assert_eq!(at, 0, "a `chaos:` line inside another: {line:?}\n---\n{text}");
+            assert_eq!(
+                at, 0,
+                "a `chaos:` line inside another: {line:?}\n---\n{text}"
+            );
         }
         if let Some(at) = line.find("output: ") {
             assert_eq!(at, 0, "a test's line inside another: {line:?}\n---\n{text}");
@@ -212,10 +215,13 @@ fn a_probe_fails_its_test_at_the_break_and_not_a_minute_later() {
 
 #[test]
 fn json_names_carry_the_topology_and_failures_are_plain_text() {
-    let output = command(&["--format", "json", "--skip", "probe", "--skip", "slow"], &[])
-        .stdin(Stdio::null())
-        .output()
-        .expect("the suite runs");
+    let output = command(
+        &["--format", "json", "--skip", "probe", "--skip", "slow"],
+        &[],
+    )
+    .stdin(Stdio::null())
+    .output()
+    .expect("the suite runs");
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
@@ -233,11 +239,7 @@ fn json_names_carry_the_topology_and_failures_are_plain_text() {
         .filter(|e| e["type"] == "test" && e["event"] == "started")
         .filter_map(|e| e["name"].as_str())
         .collect();
-    assert_eq!(
-        names.len(),
-        4,
-        "{names:?}\n{both}"
-    );
+    assert_eq!(names.len(), 4, "{names:?}\n{both}");
     for (name, label) in [
         ("chatter_a", "1m2w-k8s1.30"),
         ("chatter_b", "1m1w-k8s1.30"),
@@ -254,7 +256,10 @@ fn json_names_carry_the_topology_and_failures_are_plain_text() {
     assert_eq!(failed["name"], "[1m2w-k8s1.30] fails_in_colour", "{both}");
     let text = failed["stdout"].as_str().unwrap_or_default();
     assert!(text.contains("red and green on purpose"), "{text}");
-    assert!(!text.contains('\u{1b}'), "colour codes in a JSON failure: {text:?}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a JSON failure: {text:?}"
+    );
 
     // The reproduce command's `--exact NAME` still selects the test under JSON.
     let output = command(&["--format", "json", "--exact", "fails_in_colour"], &[])

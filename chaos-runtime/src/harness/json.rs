@@ -71,7 +71,10 @@ mod tests {
 
     #[test]
     fn an_exact_bare_name_still_selects_its_test_under_json() {
-        let tests = [("a", "1m1w-k8s1.35".to_owned()), ("b", "3m3w-k8s1.35".to_owned())];
+        let tests = [
+            ("a", "1m1w-k8s1.35".to_owned()),
+            ("b", "3m3w-k8s1.35".to_owned()),
+        ];
         let trial = |name: &str, label: &str| {
             let (name, kind) = trial_name(name, label, true);
             Trial::test(name, || Ok(())).with_kind(kind)

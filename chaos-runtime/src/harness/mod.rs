@@ -148,11 +148,13 @@ fn run_with(
     // At least 2: with one thread libtest-mimic prints `test NAME ... ` and runs the test before
     // it ends the line (0.8 `src/lib.rs`, `run`); with more it prints each line once its test
     // ended. The scheduler, not libtest, decides how many tests run at once (`test_slots`).
-    args.test_threads = Some(match args.test_threads {
-        Some(chosen) => chosen.clamp(1, selected_count),
-        None => selected_count.min(64),
-    }
-    .max(2));
+    args.test_threads = Some(
+        match args.test_threads {
+            Some(chosen) => chosen.clamp(1, selected_count),
+            None => selected_count.min(64),
+        }
+        .max(2),
+    );
     // A group holds its cluster while it waits for a test slot: never make more clusters than
     // can run tests (`--test-threads 1` makes one at a time).
     let cluster_slots = max_clusters.min(test_slots);

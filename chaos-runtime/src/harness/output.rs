@@ -186,14 +186,12 @@ fn same_file(a: i32, b: i32) -> bool {
 pub(crate) fn keep_colour(args: &mut libtest_mimic::Arguments) {
     use libtest_mimic::ColorSetting;
     if args.color.is_none() {
-        args.color = Some(
-            match anstream::AutoStream::choice(&std::io::stdout()) {
-                anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => {
-                    ColorSetting::Always
-                }
-                _ => ColorSetting::Never,
-            },
-        );
+        args.color = Some(match anstream::AutoStream::choice(&std::io::stdout()) {
+            anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => {
+                ColorSetting::Always
+            }
+            _ => ColorSetting::Never,
+        });
     }
 }
 
@@ -205,8 +203,14 @@ mod tests {
     fn only_whole_lines_come_out_and_the_rest_at_the_end() {
         let mut lines = Lines::default();
         assert_eq!(lines.push(b"test [1m1w] a ... "), None);
-        assert_eq!(lines.push(b"ok\ntest [1m1w] b"), Some(b"test [1m1w] a ... ok\n".to_vec()));
-        assert_eq!(lines.push(b" ... ok\n\nrunning"), Some(b"test [1m1w] b ... ok\n\n".to_vec()));
+        assert_eq!(
+            lines.push(b"ok\ntest [1m1w] b"),
+            Some(b"test [1m1w] a ... ok\n".to_vec())
+        );
+        assert_eq!(
+            lines.push(b" ... ok\n\nrunning"),
+            Some(b"test [1m1w] b ... ok\n\n".to_vec())
+        );
         assert_eq!(lines.rest(), Some(b"running".to_vec()));
         assert_eq!(lines.rest(), None);
     }

@@ -256,7 +256,10 @@ mod tests {
                 && text.contains("cluster progress-unit [3m3w-k8s1.35] (12s)"),
             "{text}"
         );
-        assert!(!text.contains("progress-unit-image"), "steps say their own lines: {text}");
+        assert!(
+            !text.contains("progress-unit-image"),
+            "steps say their own lines: {text}"
+        );
         drop((test, cluster, step));
         let text = line(later).unwrap_or_default();
         assert!(!text.contains("progress_unit"), "gone once done: {text}");

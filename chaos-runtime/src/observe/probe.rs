@@ -354,7 +354,9 @@ mod tests {
             .unwrap();
     }
 
-    fn probe_of_a_test(api: Api<Deployment>) -> (Probe, Arc<Timeline>, mpsc::UnboundedReceiver<String>) {
+    fn probe_of_a_test(
+        api: Api<Deployment>,
+    ) -> (Probe, Arc<Timeline>, mpsc::UnboundedReceiver<String>) {
         let timeline = Arc::new(Timeline::default());
         let (test, failed) = FailTest::channel();
         let probe = always_in_test(
@@ -400,7 +402,12 @@ mod tests {
             .filter(|e| e.kind == EntryKind::Probe && e.what.contains(" broke "))
             .collect();
         assert_eq!(broke.len(), 1, "{entries:?}");
-        assert!(broke[0].what.contains("it saw: deployment web: 0 available"), "{entries:?}");
+        assert!(
+            broke[0]
+                .what
+                .contains("it saw: deployment web: 0 available"),
+            "{entries:?}"
+        );
         // `finish` still fails, and does not record the break twice.
         assert!(probe.finish().await.is_err());
         let after = timeline.entries();
@@ -421,7 +428,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(failed.try_recv().is_err(), "the test was not failed");
         assert!(
-            timeline.entries().iter().any(|e| e.what.contains(" broke ")),
+            timeline
+                .entries()
+                .iter()
+                .any(|e| e.what.contains(" broke ")),
             "{:?}",
             timeline.entries()
         );
