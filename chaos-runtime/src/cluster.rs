@@ -24,6 +24,8 @@ pub struct Cluster {
     pub(crate) faults: FaultContext,
     /// The cluster's client, refusing once the test's lease ended.
     pub(crate) client: kube::Client,
+    /// Fails the test at once (a probe that broke): set by the harness when the body starts.
+    pub(crate) fail_test: Option<crate::harness::test_thread::FailTest>,
 }
 
 /// The part of a cluster that outlives a test: what the provider created, for one topology.
@@ -71,6 +73,7 @@ impl Cluster {
             timeline,
             nodes,
             faults,
+            fail_test: None,
         }
     }
 }

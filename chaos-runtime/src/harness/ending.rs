@@ -170,6 +170,7 @@ pub(crate) fn conclude() {
 /// Exits with `code` at once, whatever runs and whatever hooks are set: for the second signal.
 pub(crate) fn exit_now(code: u8) -> ! {
     use std::io::Write as _;
+    super::output::stop_relay();
     let _ = std::io::stdout().flush();
     // SAFETY: ends the process; nothing of ours needs to run after this.
     unsafe { libc::_exit(i32::from(code)) }

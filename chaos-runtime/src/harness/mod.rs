@@ -3,8 +3,10 @@
 
 mod artifacts;
 mod ending;
+mod json;
 mod junit;
 pub(crate) mod lease_records;
+mod output;
 mod panics;
 mod plan;
 mod pool;
@@ -13,7 +15,7 @@ mod scheduler;
 mod seed;
 pub(crate) mod settings;
 pub(crate) mod shard;
-mod test_thread;
+pub(crate) mod test_thread;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -82,15 +84,21 @@ fn run_with(
     if let Some(partition) = settings.partition {
         say(shard::keep_only_this_shard(partition, &cases, &mut args));
     }
+    let json = json::is_json(&args);
+    let names: Vec<(&str, String)> = cases
+        .iter()
+        .map(|c| (c.name.as_str(), c.topology.label()))
+        .collect();
+    json::exact_names(&mut args, &names);
     match suite {
         Suite::Always => {}
         Suite::OnProvider(name) => settings.provider = settings::ProviderChoice::parse(name)?,
-        Suite::Ignored(reason) => return Ok(run_ignored(&args, &cases, reason)),
+        Suite::Ignored(reason) => return Ok(run_ignored(&args, &cases, reason, json)),
         Suite::OnlyIfEnv(gate) => {
             let gate = Gate::parse(gate)?;
             if !gate.is_open() {
                 let reason = format!("set {}={} to run this suite", gate.var, gate.value);
-                return Ok(run_ignored(&args, &cases, &reason));
+                return Ok(run_ignored(&args, &cases, &reason, json));
             }
             settings.provider =
                 settings::ProviderChoice::parse(gate.value).unwrap_or(settings.provider);
@@ -104,7 +112,7 @@ fn run_with(
     for case in &cases {
         let (sender, receiver) = mpsc::channel::<Outcome>();
         senders.push(Some(sender));
-        trials.push(Some(trial(case, receiver, results.clone())));
+        trials.push(Some(trial(case, receiver, results.clone(), json)));
     }
     let selected: Vec<bool> = trials
         .iter()
@@ -181,10 +189,16 @@ fn run_with(
         .test_threads
         .unwrap_or(max_clusters)
         .clamp(1, selected_count);
-    args.test_threads = Some(match args.test_threads {
-        Some(chosen) => chosen.clamp(1, selected_count),
-        None => selected_count.min(64),
-    });
+    // At least 2: with one thread libtest-mimic prints `test NAME ... ` and runs the test before
+    // it ends the line (0.8 `src/lib.rs`, `run`); with more it prints each line once its test
+    // ended. The scheduler, not libtest, decides how many tests run at once (`test_slots`).
+    args.test_threads = Some(
+        match args.test_threads {
+            Some(chosen) => chosen.clamp(1, selected_count),
+            None => selected_count.min(64),
+        }
+        .max(2),
+    );
     // A group holds its cluster while it waits for a test slot: never make more clusters than
     // can run tests (`--test-threads 1` makes one at a time).
     let cluster_slots = max_clusters.min(test_slots);
@@ -235,9 +249,13 @@ fn run_with(
         runtime: runtime.handle().clone(),
         keep: keep_clusters,
     };
+    output::keep_colour(&mut args);
+    let relay = output::relay_stdout();
+    let progress = progress::start(settings.progress_every, runtime.handle());
     let scheduled = runtime.spawn(scheduler.clone().run(group_jobs, cluster_slots, test_slots));
 
     let conclusion = libtest_mimic::run(&args, ordered);
+    drop(progress);
 
     runtime.block_on(async {
         let _ = scheduled.await;
@@ -272,6 +290,7 @@ fn run_with(
         },
         Some(pool.provider.name()),
     );
+    drop(relay); // Every line of stdout out before what follows on stderr.
     let mut teardown_errors = pool.teardown_errors();
     if let Some(path) = &junit_path {
         let junit_cases: Vec<junit::Case> = cases
@@ -377,15 +396,14 @@ impl Gate {
 }
 
 /// Every test reported as ignored, with the reason; nothing provisioned.
-fn run_ignored(args: &Arguments, cases: &[TestCase], reason: &str) -> ExitCode {
+fn run_ignored(args: &Arguments, cases: &[TestCase], reason: &str, json: bool) -> ExitCode {
     let trials = cases
         .iter()
         .map(|case| {
             let reason = reason.to_owned();
-            Trial::ignorable_test(case.name.clone(), move || {
-                Ok(Completion::ignored_with(reason))
-            })
-            .with_kind(case.topology.label())
+            let (name, kind) = json::trial_name(&case.name, &case.topology.label(), json);
+            Trial::ignorable_test(name, move || Ok(Completion::ignored_with(reason)))
+                .with_kind(kind)
         })
         .collect();
     let conclusion = libtest_mimic::run(args, trials);
@@ -395,9 +413,16 @@ fn run_ignored(args: &Arguments, cases: &[TestCase], reason: &str) -> ExitCode {
     conclusion.exit_code()
 }
 
-fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>, results: Arc<Results>) -> Trial {
+/// `json`: under `--format json`, the name carries the topology and a failure is plain text.
+fn trial(
+    case: &TestCase,
+    outcome: mpsc::Receiver<Outcome>,
+    results: Arc<Results>,
+    json: bool,
+) -> Trial {
+    let (trial_name, kind) = json::trial_name(&case.name, &case.topology.label(), json);
     let name = case.name.clone();
-    Trial::ignorable_test(case.name.clone(), move || {
+    Trial::ignorable_test(trial_name, move || {
         let outcome = outcome.recv().unwrap_or_else(|_| {
             Outcome::Failed(
                 "the harness never ran this test: its cluster could not be (re)created, see the \
@@ -408,11 +433,12 @@ fn trial(case: &TestCase, outcome: mpsc::Receiver<Outcome>, results: Arc<Results
         results.outcome(&name, &outcome);
         match outcome {
             Outcome::Passed => Ok(Completion::Completed),
+            Outcome::Failed(message) if json => Err(json::plain(&message).into()),
             Outcome::Failed(message) => Err(message.into()),
             Outcome::NotRun(reason) => Ok(Completion::ignored_with(reason)),
         }
     })
-    .with_kind(case.topology.label())
+    .with_kind(kind)
     .with_ignored_flag(case.ignore.is_some())
 }
 
@@ -455,7 +481,7 @@ fn print_summary(
     }
     // With `--format json`, stdout is one JSON event per line for other tools: keep it so.
     match args.format {
-        Some(libtest_mimic::FormatSetting::Json) => eprintln!("{line}"),
+        Some(libtest_mimic::FormatSetting::Json) => output::to_stderr(&format!("{line}\n")),
         _ => println!("{line}"),
     }
 }

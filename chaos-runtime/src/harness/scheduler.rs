@@ -20,7 +20,7 @@ use crate::harness::ending::{Interrupt, Stop};
 use crate::harness::junit::{Attempt, Results};
 use crate::harness::lease_records::{Acquired, RunLeases};
 use crate::harness::pool::Pool;
-use crate::harness::progress::{reporting, say};
+use crate::harness::progress::{self, reporting, say};
 use crate::harness::test_thread;
 use crate::lease::Lease;
 use crate::namespace;
@@ -426,11 +426,11 @@ impl Scheduler {
             provider.name()
         ));
         let start = Instant::now();
-        let provisioned = reporting(
-            &format!("still creating cluster {name}"),
-            provider.create(&name, topology),
-        )
-        .await?;
+        let _shown = progress::doing(
+            progress::Doing::Creating,
+            format!("cluster {name} [{}]", topology.label()),
+        );
+        let provisioned = provider.create(&name, topology).await?;
         let baseline = match Baseline::take(&provisioned.client).await {
             Ok(baseline) => baseline,
             Err(err) => {
@@ -512,11 +512,22 @@ impl Scheduler {
     /// The test body on its own thread and runtime, until it ends, its timeout passes or the run
     /// is stopped: `Err` is the failure, said in full. A body that blocks its thread still times
     /// out on time; its thread is left behind, and its lease ends with this call.
-    async fn run_body(&self, cluster: Cluster, job: &Job) -> Result<(), String> {
+    async fn run_body(&self, mut cluster: Cluster, job: &Job) -> Result<(), String> {
+        let _shown = progress::doing(
+            progress::Doing::Running,
+            format!("[{}] {}", cluster.topology().label(), job.name),
+        );
+        // What inside the test can fail it at once (a probe that broke).
+        let (fail_test, mut failed) = test_thread::FailTest::channel();
+        cluster.fail_test = Some(fail_test);
         let mut body = test_thread::start(&job.name, (job.run)(cluster))
             .map_err(|err| format!("could not start a thread for the test: {err}"))?;
         tokio::select! {
             ended = body.finished() => ended,
+            Some(failure) = failed.recv() => {
+                body.cancel();
+                Err(failure)
+            }
             _ = tokio::time::sleep(job.timeout) => {
                 body.cancel();
                 Err(format!(

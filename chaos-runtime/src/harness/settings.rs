@@ -63,6 +63,8 @@ pub(crate) struct Settings {
     pub test_seed: Option<u64>,
     /// `CHAOS_JUNIT`: where the run writes its JUnit report (relative: to the current directory).
     pub junit: Option<PathBuf>,
+    /// How often a plain progress line is printed where there is no live display (`0`: never).
+    pub progress_every: Duration,
 }
 
 /// The most retries `CHAOS_RETRIES` accepts: as `#[chaos_test(retries = N)]` (chaos-macros
@@ -151,6 +153,11 @@ impl Settings {
             junit: var("CHAOS_JUNIT")?
                 .filter(|path| !path.trim().is_empty())
                 .map(PathBuf::from),
+            progress_every: duration(
+                &var,
+                "CHAOS_PROGRESS_EVERY",
+                crate::harness::progress::DEFAULT_EVERY,
+            )?,
         })
     }
 }

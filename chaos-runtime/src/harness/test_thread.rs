@@ -9,7 +9,7 @@
 
 use std::thread;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::harness::panics;
 use crate::registry::TestFuture;
@@ -21,6 +21,25 @@ pub(crate) const THREAD_PREFIX: &str = "chaos-test ";
 /// Worker threads of a test's runtime: a test that spawns tasks gets some parallelism; one that
 /// blocks one thread still has another for its tasks.
 const WORKERS: usize = 2;
+
+/// Fails a running test at once, with a message: what runs inside the test (a probe that saw its
+/// steady state break) hands the failure to the harness, whose `run_body` stops the body and
+/// fails the test with it. Only the first failure counts; after the test ended it does nothing.
+#[derive(Clone, Debug)]
+pub(crate) struct FailTest(mpsc::UnboundedSender<String>);
+
+impl FailTest {
+    /// A `FailTest` and what the harness waits on.
+    pub fn channel() -> (FailTest, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (FailTest(tx), rx)
+    }
+
+    /// Fails the test with `message`.
+    pub fn fail(&self, message: String) {
+        let _ = self.0.send(message);
+    }
+}
 
 /// A test body running on its own thread.
 pub(crate) struct RunningTest {

@@ -109,7 +109,9 @@ impl Cluster {
     }
 
     /// Starts an `always` probe: the deployment `name` keeps at least `min` available replicas
-    /// until [`Probe::finish`].
+    /// until [`Probe::finish`]. If it breaks, the break is recorded in the timeline and the test
+    /// fails at that moment, with what the probe saw (`.fail_test_at_break(false)` keeps the test
+    /// running, and the break is said by `finish()`).
     pub fn always_available(&self, name: &str, min: i32) -> Probe {
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let what = format!("deployment {name} keeps at least {min} available replicas");
@@ -122,7 +124,8 @@ impl Cluster {
     }
 
     /// Starts an `always` probe of any condition on the objects `config` selects; its verdict is
-    /// recorded in the timeline.
+    /// recorded in the timeline. If it breaks, the break is recorded when seen and the test fails
+    /// at that moment (see [`Cluster::always_available`]).
     pub fn always<K>(
         &self,
         api: Api<K>,
@@ -133,7 +136,13 @@ impl Cluster {
     where
         K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        probe::always(api, config, what, condition).recorded_in(self.timeline.clone())
+        let at_break = probe::AtBreak {
+            timeline: Some(self.timeline.clone()),
+            test: self.fail_test.clone(),
+            fail_test: true.into(),
+        };
+        probe::always_in_test(api, config, what.into(), condition, at_break)
+            .recorded_in(self.timeline.clone())
     }
 
     /// Starts an `eventually` probe of any condition on the objects `config` selects; its

@@ -31,8 +31,8 @@ pub(super) const REGISTRATION: Registration = Registration {
     detect: |settings, _topologies| {
         Box::pin(async move {
             if settings.reuse {
-                eprintln!(
-                    "chaos: CHAOS_REUSE=1 has no effect on the sim: its clusters end with the process"
+                crate::harness::progress::say(
+                    "CHAOS_REUSE=1 has no effect on the sim: its clusters end with the process",
                 );
             }
             let mut provider =
