@@ -254,7 +254,7 @@ impl Scheduler {
 
     /// Done with `cluster`: removed, or under nextest, when `healthy`, left idle for the run's
     /// other test processes (and forgotten here, so that this process's teardown leaves it).
-    async fn put_back(&self, cluster: &Arc<SharedCluster>, healthy: bool) {
+    pub(super) async fn put_back(&self, cluster: &Arc<SharedCluster>, healthy: bool) {
         let Some(leases) = &self.leases else {
             self.pool.destroy(cluster).await;
             return;

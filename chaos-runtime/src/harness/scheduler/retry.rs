@@ -122,7 +122,9 @@ impl Scheduler {
                         "cluster {} is unhealthy after {which} of {}: {problem}; recreating it",
                         cluster.name, job.name
                     ));
-                    self.pool.destroy(cluster).await;
+                    // As `run_group` does: under nextest the run's lease record goes too, or
+                    // the next lease would wait for this very process.
+                    self.put_back(cluster, false).await;
                     match self.provision_or_report(topology, jobs, left).await {
                         Some(fresh) => {
                             self.pool.counters.recreated.fetch_add(1, Ordering::SeqCst);
