@@ -26,6 +26,7 @@ use crate::lease::Lease;
 use crate::namespace;
 use crate::observe::baseline::Baseline;
 use crate::observe::health;
+use crate::provider::Provisioned;
 use crate::registry::TestFuture;
 use crate::timeline::{self, EntryKind, Timeline, TimelineFile};
 
@@ -328,14 +329,7 @@ impl Scheduler {
         };
         // Its baseline is taken anew: the last test's heal put it back as first handed out, and
         // checked it, before it was left idle.
-        let cluster = Arc::new(SharedCluster {
-            name,
-            topology: topology.clone(),
-            provisioned,
-            ledger: Default::default(),
-            baseline,
-        });
-        self.pool.add(cluster.clone());
+        let cluster = self.hand_out(name, topology, provisioned, baseline);
         say(format!(
             "took cluster {} [{}], left idle by another test process of the nextest run, after {:.1}s",
             cluster.name,
@@ -412,6 +406,25 @@ impl Scheduler {
         }
     }
 
+    /// A cluster made or taken over, with its baseline, made live in the pool.
+    fn hand_out(
+        &self,
+        name: String,
+        topology: &Topology,
+        provisioned: Provisioned,
+        baseline: Baseline,
+    ) -> Arc<SharedCluster> {
+        let cluster = Arc::new(SharedCluster {
+            name,
+            topology: topology.clone(),
+            provisioned,
+            ledger: Default::default(),
+            baseline,
+        });
+        self.pool.add(cluster.clone());
+        cluster
+    }
+
     async fn provision(
         &self,
         name: &str,
@@ -443,14 +456,7 @@ impl Scheduler {
                 );
             }
         };
-        let cluster = Arc::new(SharedCluster {
-            name,
-            topology: topology.clone(),
-            provisioned,
-            ledger: Default::default(),
-            baseline,
-        });
-        self.pool.add(cluster.clone());
+        let cluster = self.hand_out(name, topology, provisioned, baseline);
         let how = if cluster.provisioned.reused {
             "reused, healthy"
         } else {
